@@ -1,0 +1,56 @@
+# Storefront: `make run` serves the shop on the embedded defaults; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+# Tests run in parallel processes, each with its own PostgreSQL database and Redis db.
+TEST_WORKERS ?= 2
+
+.PHONY: run test lint format venv dev-venv browser-deps migrate seed clean
+
+$(VENV)/.stamp-runtime: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.stamp-dev: $(VENV)/.stamp-runtime requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+venv: $(VENV)/.stamp-runtime
+dev-venv: $(VENV)/.stamp-dev
+
+## Browser tests drive Debian's Chromium; Playwright never downloads a browser of its own.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+migrate: venv
+	$(BIN)/alembic upgrade head
+
+seed: migrate
+	$(BIN)/flask --app wsgi seed-demo --if-empty
+
+run: seed
+	BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: dev-venv node_modules/.stamp browser-deps
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+lint: dev-venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: dev-venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) node_modules test-output .pytest_cache

@@ -1,0 +1,74 @@
+"""Storefront: a server-rendered shop built for flash sales."""
+
+import logging
+from pathlib import Path
+
+from flask import Flask, send_from_directory
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from storefront import db, errors, security
+from storefront.config import load_config
+from storefront.extensions import csrf, limiter
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: config, database, extensions, blueprints, error pages."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    configure(app, config)
+    configure_logging(app)
+    db.init_app(app)
+    configure_extensions(app)
+    register_blueprints(app)
+    configure_media(app)
+    errors.init_app(app)
+    security.init_app(app)
+    register_cli(app)
+    return app
+
+
+def configure(app: Flask, config: dict | None) -> None:
+    app.config.from_mapping(load_config(app.instance_path))
+    if config:
+        app.config.from_mapping(config)
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+
+
+def configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def configure_extensions(app: Flask) -> None:
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from storefront.catalog.views import bp as catalog_bp
+
+    app.register_blueprint(catalog_bp)
+
+
+def configure_media(app: Flask) -> None:
+    """Serve uploaded and generated product images; nginx serves this folder in production."""
+
+    @app.get("/media/<path:filename>")
+    def media(filename: str):
+        """Send one file from the media folder, cached for a year (names never change)."""
+        return send_from_directory(app.config["MEDIA_FOLDER"], filename, max_age=365 * 24 * 3600)
+
+
+def register_cli(app: Flask) -> None:
+    from storefront.cli import seed_demo, stock
+
+    app.cli.add_command(seed_demo)
+    app.cli.add_command(stock)

@@ -1,0 +1,115 @@
+"""Catalog: categories, products, their variants (each a SKU with price and stock) and images."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    func,
+    literal_column,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storefront.db import Base
+
+
+class Category(Base):
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[int] = mapped_column(default=0)
+
+    products: Mapped[list["Product"]] = relationship(back_populates="category")
+
+
+def search_document(name, description):
+    """The text search expression; queries must use it verbatim so PostgreSQL uses the GIN index."""
+    text = name.op("||")(literal_column("' '")).op("||")(description)
+    return func.to_tsvector(literal_column("'english'"), text)
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(160), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
+    # The lowest variant price, kept by the services so listings sort and filter on one table.
+    price_from: Mapped[Decimal]
+    is_featured: Mapped[bool] = mapped_column(default=False)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+    category: Mapped[Category] = relationship(back_populates="products")
+    variants: Mapped[list["Variant"]] = relationship(
+        back_populates="product", order_by="Variant.position", cascade="all, delete-orphan"
+    )
+    images: Mapped[list["ProductImage"]] = relationship(
+        back_populates="product", order_by="ProductImage.position", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        CheckConstraint("price_from >= 0", name="price_from_not_negative"),
+        Index("ix_products_price_from", "price_from"),
+        Index(
+            "ix_products_search",
+            search_document(literal_column("name"), literal_column("description")),
+            postgresql_using="gin",
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    @property
+    def primary_image(self) -> "ProductImage | None":
+        return self.images[0] if self.images else None
+
+
+class Variant(Base):
+    """One sellable SKU. Stock is two-stage: units are reserved at checkout and leave on_hand at shipment."""
+
+    __tablename__ = "variants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    price: Mapped[Decimal]
+    on_hand: Mapped[int] = mapped_column(default=0)
+    reserved: Mapped[int] = mapped_column(default=0)
+    position: Mapped[int] = mapped_column(default=0)
+
+    product: Mapped[Product] = relationship(back_populates="variants")
+
+    __table_args__ = (
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        # The backstop under the guarded UPDATE: a unit can never be reserved twice.
+        CheckConstraint("reserved >= 0 AND reserved <= on_hand", name="stock_bounds"),
+    )
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class ProductImage(Base):
+    __tablename__ = "product_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    path: Mapped[str] = mapped_column(String(255))
+    alt: Mapped[str] = mapped_column(String(255), default="")
+    width: Mapped[int]
+    height: Mapped[int]
+    position: Mapped[int] = mapped_column(default=0)
+
+    product: Mapped[Product] = relationship(back_populates="images")

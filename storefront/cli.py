@@ -1,0 +1,59 @@
+"""Command-line tools for operators: flask --app wsgi <command>."""
+
+import json
+from pathlib import Path
+
+import click
+from flask import current_app, url_for
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from storefront.catalog.models import Product, Variant
+from storefront.db import get_session
+from storefront.demo import seed_demo as build_demo
+
+
+@click.command("seed-demo")
+@click.option("--products", default=1000, show_default=True, help="How many demo products.")
+@click.option("--flash-stock", default=100, show_default=True, help="Units of the DEMO-FLASH variant.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the catalog already has products.")
+@with_appcontext
+def seed_demo(products: int, flash_stock: int, if_empty: bool) -> None:
+    """Build the demo catalog (idempotent) and set the flash-sale SKU's stock."""
+    session = get_session()
+    if if_empty and session.scalar(select(Product.id).limit(1)) is not None:
+        click.echo("catalog already has products; nothing to do")
+        return
+    try:
+        summary = build_demo(session, Path(current_app.config["MEDIA_FOLDER"]), products, flash_stock)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    session.commit()
+    click.echo(json.dumps(summary))
+
+
+@click.command("stock")
+@click.argument("sku")
+@with_appcontext
+def stock(sku: str) -> None:
+    """Print a variant's product page path and stock figures as JSON."""
+    session = get_session()
+    row = session.execute(select(Variant, Product.slug).join(Product).where(Variant.sku == sku)).first()
+    if row is None:
+        raise click.ClickException(f"no variant with SKU {sku!r}")
+    variant, slug = row
+    with current_app.test_request_context():
+        url = url_for("catalog.product", slug=slug)
+    click.echo(
+        json.dumps(
+            {
+                "sku": variant.sku,
+                "url": url,
+                "on_hand": variant.on_hand,
+                "reserved": variant.reserved,
+                "available": variant.available,
+                # Sales are recorded by orders (the checkout issue); until then nothing can be sold.
+                "sold": 0,
+            }
+        )
+    )

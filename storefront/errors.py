@@ -1,0 +1,51 @@
+"""Error pages for 4xx/5xx: a full page, or a message fragment for HTMX requests."""
+
+import logging
+
+from flask import Flask, make_response, render_template
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from storefront.htmx import is_htmx
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "That request did not make sense",
+    403: "You are not allowed to see this",
+    404: "Page not found",
+    405: "That action isn't allowed here",
+    413: "That upload is too large",
+    422: "Please check the form",
+    429: "Slow down a moment",
+    500: "Something went wrong on our side",
+    503: "We're busy right now",
+}
+
+
+def render_error(error: HTTPException):
+    """Answer an HTTP error with a page, or for HTMX a fragment swapped into the message area."""
+    code = error.code or 500
+    context = {"code": code, "title": TITLES.get(code, error.name), "description": error.description}
+    htmx = is_htmx()
+    template = "errors/_message.html" if htmx else "errors/page.html"
+    response = make_response(render_template(template, **context), code)
+    # Keep what the exception itself says, such as Allow on a 405 or Retry-After on a 429.
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    if htmx:
+        response.headers["HX-Retarget"] = "#messages"
+        response.headers["HX-Reswap"] = "innerHTML"
+    response.vary.add("HX-Request")
+    return response
+
+
+def render_unexpected(error: Exception):
+    """Log an unhandled exception and answer with the 500 page; never leak a traceback."""
+    log.exception("unhandled error", exc_info=error)
+    return render_error(InternalServerError())
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, render_error)
+    app.register_error_handler(Exception, render_unexpected)

@@ -1,0 +1,141 @@
+"""Cross-cutting behaviour: error pages, security headers, media files, configuration."""
+
+import pytest
+
+from storefront import create_app
+from storefront.config import ConfigError
+
+
+def test_unknown_url_gets_a_friendly_404_page(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    body = response.get_data(as_text=True)
+    assert "<html" in body and "Page not found" in body and "Back to the shop" in body
+
+
+def test_htmx_error_is_a_fragment_retargeted_to_the_message_area(client):
+    response = client.get("/no/such/page", headers={"HX-Request": "true"})
+    assert response.status_code == 404
+    assert "<html" not in response.get_data(as_text=True)
+    assert response.headers["HX-Retarget"] == "#messages"
+    assert 'role="alert"' in response.get_data(as_text=True)
+
+
+def test_wrong_method_is_405_with_allow_header(client):
+    response = client.put("/products")
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+    assert "That action isn" in response.get_data(as_text=True)
+
+
+def test_every_page_carries_strict_security_headers(client):
+    response = client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+
+
+def test_pages_have_no_inline_scripts_or_styles(client):
+    body = client.get("/").get_data(as_text=True)
+    assert "<script>" not in body and "style=" not in body and "<style" not in body
+    assert "htmx-2.0.11.min.js" in body
+    assert 'hx-headers=\'{"X-CSRFToken": "' in body
+
+
+def test_unexpected_exception_is_a_500_page_without_traceback(database_url, media_folder):
+    app = create_app(
+        {"TESTING": False, "SECRET_KEY": "x", "DATABASE_URL": database_url, "MEDIA_FOLDER": str(media_folder)}
+    )
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    body = response.get_data(as_text=True)
+    assert "Something went wrong on our side" in body and "secret internals" not in body
+
+
+def test_rate_limited_request_gets_429_with_retry_after(database_url, media_folder):
+    from storefront.extensions import limiter
+
+    app = create_app(
+        {
+            "SECRET_KEY": "x",
+            "DATABASE_URL": database_url,
+            "MEDIA_FOLDER": str(media_folder),
+            "RATELIMIT_STORAGE_URI": "memory://",
+        }
+    )
+
+    @app.get("/limited")
+    @limiter.limit("1/minute")
+    def limited():
+        return "ok"
+
+    client = app.test_client()
+    assert client.get("/limited").status_code == 200
+    response = client.get("/limited")
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+    assert "Slow down" in response.get_data(as_text=True)
+
+
+def test_media_files_are_served_with_a_long_cache(app, client, media_folder):
+    (media_folder / "demo").mkdir(exist_ok=True)
+    (media_folder / "demo" / "x.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    response = client.get("/media/demo/x.svg")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("image/svg+xml")
+    assert "max-age=31536000" in response.headers["Cache-Control"]
+    assert client.get("/media/../secret_key").status_code == 404
+
+
+def test_production_refuses_to_start_without_a_secret_key(monkeypatch):
+    monkeypatch.setenv("STOREFRONT_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError):
+        create_app()
+
+
+def test_production_cookies_are_secure(monkeypatch, database_url):
+    monkeypatch.setenv("STOREFRONT_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "k")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    app = create_app()
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    response = app.test_client().get("/")
+    assert "max-age=31536000" in response.headers["Strict-Transport-Security"]
+
+
+def test_forged_forwarded_for_is_ignored_without_trusted_proxies(app, client):
+    seen = []
+
+    from flask import request
+
+    with app.test_request_context(
+        "/", headers={"X-Forwarded-For": "6.6.6.6"}, environ_base={"REMOTE_ADDR": "10.0.0.1"}
+    ):
+        seen.append(request.remote_addr)
+    assert seen == ["10.0.0.1"]
+
+
+def test_one_trusted_proxy_takes_only_the_last_hop(database_url):
+    app = create_app({"SECRET_KEY": "x", "DATABASE_URL": database_url, "TRUSTED_PROXIES": 1})
+
+    @app.get("/ip")
+    def ip():
+        from flask import request
+
+        return request.remote_addr
+
+    client = app.test_client()
+    response = client.get(
+        "/ip", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.7"}, environ_base={"REMOTE_ADDR": "127.0.0.1"}
+    )
+    assert response.get_data(as_text=True) == "203.0.113.7"

@@ -1,0 +1,262 @@
+"""The shopper's catalog: home, listings, filters, search, product page and live stock."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import update
+
+from storefront.catalog.models import Product, Variant
+from tests.factories import make_category, make_product
+
+
+@pytest.fixture
+def shop(session):
+    """A small catalog: two categories, products at known prices and stock, created in a known order."""
+    rings = make_category(session, slug="rings", name="Rings")
+    necklaces = make_category(session, slug="necklaces", name="Necklaces")
+    now = datetime.now(UTC)
+    products = {
+        "cheap": make_product(
+            session,
+            rings,
+            slug="tiny-ring",
+            name="Tiny Silver Ring",
+            variants=[{"price": Decimal("5.00")}],
+            created_at=now - timedelta(days=3),
+        ),
+        "mid": make_product(
+            session,
+            rings,
+            slug="gold-hoop-ring",
+            name="Gold Hoop Ring",
+            variants=[{"price": Decimal("20.00")}, {"price": Decimal("25.00")}],
+            created_at=now - timedelta(days=2),
+        ),
+        "dear": make_product(
+            session,
+            necklaces,
+            slug="pearl-necklace",
+            name="Pearl Necklace",
+            description="Freshwater pearls on a gold chain.",
+            variants=[{"price": Decimal("45.00"), "on_hand": 0}],
+            is_featured=True,
+            created_at=now - timedelta(days=1),
+        ),
+        "hidden": make_product(
+            session,
+            necklaces,
+            slug="archived-necklace",
+            name="Archived Necklace",
+            is_active=False,
+            created_at=now,
+        ),
+    }
+    return {"rings": rings, "necklaces": necklaces, **products}
+
+
+def names(response) -> list[str]:
+    """Product names in the order the page shows them."""
+    import re
+
+    return re.findall(r"<h3>([^<]+)</h3>", response.get_data(as_text=True))
+
+
+def test_home_shows_the_featured_drop_and_categories(client, shop):
+    response = client.get("/")
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert "Pearl Necklace" in body and "The current drop" in body
+    assert 'href="/categories/rings"' in body and 'href="/categories/necklaces"' in body
+
+
+def test_listing_shows_active_products_newest_first(client, shop):
+    response = client.get("/products")
+    assert response.status_code == 200
+    assert names(response) == ["Pearl Necklace", "Gold Hoop Ring", "Tiny Silver Ring"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("sort=price_asc", ["Tiny Silver Ring", "Gold Hoop Ring", "Pearl Necklace"]),
+        ("sort=price_desc", ["Pearl Necklace", "Gold Hoop Ring", "Tiny Silver Ring"]),
+        ("category=rings", ["Gold Hoop Ring", "Tiny Silver Ring"]),
+        ("min_price=10&max_price=30", ["Gold Hoop Ring"]),
+        ("in_stock=y", ["Gold Hoop Ring", "Tiny Silver Ring"]),
+        ("category=rings&sort=price_desc&max_price=10", ["Tiny Silver Ring"]),
+    ],
+)
+def test_listing_filters_and_sorts_from_the_query_string(client, shop, query, expected):
+    response = client.get(f"/products?{query}")
+    assert response.status_code == 200
+    assert names(response) == expected
+
+
+def test_product_price_sorts_by_its_cheapest_variant(client, shop):
+    body = client.get("/products?sort=price_asc").get_data(as_text=True)
+    assert "$20.00" in body and "$25.00" not in body
+
+
+def test_category_page_lists_only_that_category(client, shop):
+    response = client.get("/categories/necklaces")
+    assert response.status_code == 200
+    assert names(response) == ["Pearl Necklace"]
+    assert "<h1>Necklaces</h1>" in response.get_data(as_text=True)
+
+
+def test_unknown_category_and_product_slugs_are_404(client, shop):
+    assert client.get("/categories/nope").status_code == 404
+    assert client.get("/products/nope").status_code == 404
+    assert client.get("/products/archived-necklace").status_code == 404
+    assert client.get("/products/nope/stock").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "min_price=abc",
+        "max_price=-1",
+        "min_price=1e9",
+        "sort=evil",
+        "page=0",
+        "page=x",
+        "category=nope",
+        "min_price=30&max_price=10",
+        "q=" + "x" * 101,
+    ],
+)
+def test_bad_filters_get_a_clear_message_not_a_500(client, shop, query):
+    response = client.get(f"/products?{query}")
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert "Please check the filters" in body and 'role="alert"' in body
+
+
+def test_pagination_links_to_the_next_page_keeping_filters(app, client, session):
+    category = make_category(session, slug="bulk", name="Bulk")
+    for n in range(app.config["PAGE_SIZE"] + 5):
+        make_product(session, category, name=f"Bulk item {n:02d}", variants=[{"price": Decimal(n + 1)}])
+    first = client.get("/categories/bulk?sort=price_asc")
+    assert len(names(first)) == app.config["PAGE_SIZE"]
+    body = first.get_data(as_text=True)
+    assert 'href="/categories/bulk?sort=price_asc&amp;page=2"' in body
+    second = client.get("/categories/bulk?sort=price_asc&page=2")
+    assert names(second) == [
+        f"Bulk item {n:02d}" for n in range(app.config["PAGE_SIZE"], app.config["PAGE_SIZE"] + 5)
+    ]
+    assert "Load more" not in second.get_data(as_text=True)
+    assert "Previous page" in second.get_data(as_text=True)
+
+
+def test_htmx_listing_request_gets_only_the_results_fragment(htmx, shop):
+    response = htmx.get("/products?category=rings")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<section id="results"')
+    assert "<html" not in body
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_history_restore_gets_the_full_page(client, shop):
+    response = client.get("/products", headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert "<html" in response.get_data(as_text=True)
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_full_page_also_varies_on_hx_request(client, shop):
+    assert "HX-Request" in client.get("/products").headers["Vary"]
+
+
+def test_search_finds_products_by_word_and_prefix(client, shop):
+    assert names(client.get("/search?q=pearl")) == ["Pearl Necklace"]
+    assert names(client.get("/search?q=neckl")) == ["Pearl Necklace"]
+    assert names(client.get("/search?q=freshwater")) == ["Pearl Necklace"]  # from the description
+    assert names(client.get("/search?q=gold+ring")) == ["Gold Hoop Ring"]
+
+
+def test_search_ranks_better_matches_first(client, session):
+    category = make_category(session)
+    make_product(session, category, name="Silver chain", description="Goes with a ring.")
+    make_product(session, category, name="Ring ring ring", description="A ring, a ring.")
+    assert names(client.get("/search?q=ring"))[0] == "Ring ring ring"
+
+
+def test_search_treats_operators_and_quotes_as_plain_text(client, shop):
+    for query in ["pearl%20%26%20!", "%27%3B%20drop%20table%20products%3B--", "a:*|b", "%00", "%F0%9F%92%8D"]:
+        response = client.get(f"/search?q={query}")
+        assert response.status_code == 200
+
+
+def test_search_with_no_results_helps_the_shopper(client, shop):
+    body = client.get("/search?q=unobtainium").get_data(as_text=True)
+    assert "No products match “unobtainium”" in body
+    assert "Check the spelling" in body
+    assert 'href="/categories/rings"' in body
+
+
+def test_empty_search_asks_for_a_word(client, shop):
+    body = client.get("/search").get_data(as_text=True)
+    assert "Type a word to search" in body
+    assert names(client.get("/search")) == []
+
+
+def test_search_as_you_type_returns_the_fragment(htmx, shop):
+    response = htmx.get("/search?q=pear")
+    body = response.get_data(as_text=True)
+    assert body.lstrip().startswith('<section id="results"')
+    assert "Pearl Necklace" in body
+
+
+def test_product_page_shows_images_variants_prices_and_stock(client, session):
+    product = make_product(
+        session,
+        name="Twin Hoops",
+        images=2,
+        variants=[
+            {"name": "Gold", "sku": "HOOP-G", "price": Decimal("12.00"), "on_hand": 40},
+            {"name": "Silver", "sku": "HOOP-S", "price": Decimal("14.00"), "on_hand": 3},
+            {"name": "Rose", "sku": "HOOP-R", "price": Decimal("14.00"), "on_hand": 5, "reserved": 5},
+        ],
+    )
+    body = client.get(f"/products/{product.slug}").get_data(as_text=True)
+    assert body.count('width="800" height="800"') == 2
+    assert "$12.00 – $14.00" in body
+    for sku in ("HOOP-G", "HOOP-S", "HOOP-R"):
+        assert sku in body
+    assert "In stock" in body and "Only 3 left" in body and "Sold out" in body
+
+
+def test_stock_fragment_reports_live_availability_out_of_band(client, session):
+    product = make_product(session, variants=[{"on_hand": 20}])
+    variant = product.variants[0]
+    url = f"/products/{product.slug}/stock"
+    assert "In stock" in client.get(url).get_data(as_text=True)
+    session.execute(update(Variant).where(Variant.id == variant.id).values(reserved=18))
+    response = client.get(url)
+    body = response.get_data(as_text=True)
+    assert f'id="stock-{variant.id}"' in body and 'hx-swap-oob="true"' in body
+    assert "Only 2 left" in body
+    assert "no-store" in response.headers["Cache-Control"]
+    session.execute(update(Variant).where(Variant.id == variant.id).values(reserved=20))
+    assert "Sold out" in client.get(url).get_data(as_text=True)
+
+
+def test_sold_out_product_is_marked_in_listings(client, shop):
+    body = client.get("/categories/necklaces").get_data(as_text=True)
+    assert "Sold out" in body
+
+
+def test_user_content_is_escaped_never_interpreted(client, session):
+    product = make_product(
+        session, name="<script>alert(1)</script>", description="<img src=x onerror=alert(1)>"
+    )
+    body = client.get(f"/products/{product.slug}").get_data(as_text=True)
+    assert "<script>alert(1)" not in body and "&lt;script&gt;" in body
+    assert "<img src=x" not in body
+
+
+def test_price_from_follows_the_cheapest_variant(session):
+    product = make_product(session, variants=[{"price": Decimal("9.50")}, {"price": Decimal("7.25")}])
+    assert product.price_from == Decimal("7.25")
+    assert isinstance(session.get(Product, product.id).price_from, Decimal)
