@@ -8,7 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from storefront import db, errors, security
 from storefront.config import load_config
-from storefront.extensions import csrf, limiter
+from storefront.extensions import csrf, init_redis, limiter, login_manager
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,12 +50,21 @@ def configure_logging(app: Flask) -> None:
 def configure_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Please sign in to see that page."
+    login_manager.session_protection = "basic"
+    init_redis(app)
 
 
 def register_blueprints(app: Flask) -> None:
+    from storefront.accounts.views import bp as accounts_bp
+    from storefront.cart.views import bp as cart_bp
     from storefront.catalog.views import bp as catalog_bp
 
     app.register_blueprint(catalog_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(cart_bp, url_prefix="/cart")
 
 
 def configure_media(app: Flask) -> None:
@@ -68,7 +77,7 @@ def configure_media(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from storefront.cli import seed_demo, stock
+    from storefront import cli
 
-    app.cli.add_command(seed_demo)
-    app.cli.add_command(stock)
+    for command in (cli.seed_demo, cli.stock, cli.lockouts, cli.unlock):
+        app.cli.add_command(command)

@@ -1,8 +1,14 @@
-"""Extension instances, created unbound; create_app() binds them with init_app."""
+"""Extension instances, created unbound; create_app() binds them in init_app."""
 
-from flask import request
+import time
+
+import fakeredis
+import redis
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
+from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
+from rq import Queue
 
 
 def client_ip() -> str:
@@ -12,3 +18,34 @@ def client_ip() -> str:
 
 csrf = CSRFProtect()
 limiter = Limiter(key_func=client_ip, default_limits=[])
+login_manager = LoginManager()
+
+
+class Clock:
+    """Wall-clock seconds; tests replace `now` to move time without waiting."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+clock = Clock()
+
+
+def init_redis(app: Flask) -> None:
+    """Redis from REDIS_URL; the embedded default keeps the same commands in an in-process server."""
+    url = app.config["REDIS_URL"]
+    if url:
+        app.extensions["redis"] = redis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+        )
+    else:
+        app.extensions["redis"] = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+def redis_client() -> redis.Redis:
+    return current_app.extensions["redis"]
+
+
+def get_queue(name: str = "default") -> Queue:
+    """An RQ queue; without REDIS_URL jobs run right away, in-process."""
+    return Queue(name, connection=redis_client(), is_async=bool(current_app.config["REDIS_URL"]))

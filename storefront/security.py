@@ -1,6 +1,6 @@
 """Security headers on every response: strict CSP, no framing, no sniffing."""
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, abort, current_app, request
 
 CSP = "; ".join(
     [
@@ -31,5 +31,15 @@ def add_security_headers(response: Response) -> Response:
     return response
 
 
+def reject_nul_bytes() -> None:
+    """No text we store or search may hold a NUL byte (PostgreSQL refuses them): a 400, not a 500."""
+    values = list(request.args.values())
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        values += list(request.form.values())
+    if any("\x00" in value for value in values) or "\x00" in request.path:
+        abort(400, description="The request contained characters we can't accept.")
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(reject_nul_bytes)
     app.after_request(add_security_headers)

@@ -1,5 +1,6 @@
 """Fixtures: one app on a real PostgreSQL database, each test inside a transaction rolled back at the end."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alembic import command
 from storefront import ROOT, create_app
+from storefront.extensions import limiter
 from tests import services
 
 
@@ -48,6 +50,7 @@ def app(database_url, media_folder):
             "MEDIA_FOLDER": str(media_folder),
             "WTF_CSRF_ENABLED": True,
             "RATELIMIT_STORAGE_URI": "memory://",
+            "MAIL_OUTBOX": str(media_folder.parent / "outbox"),
         }
     )
 
@@ -78,7 +81,42 @@ def session(connection) -> Session:
 
 @pytest.fixture
 def client(app, connection):
+    """A browser-like client; rate-limit counters and the in-process Redis start empty each test."""
+    limiter.reset()
+    app.extensions["redis"].flushall()
     return app.test_client()
+
+
+def csrf_token(client, url: str = "/password/reset") -> str:
+    """The CSRF token a page renders for this client's session."""
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get(url).get_data(as_text=True))
+    assert match, f"no CSRF token on {url}"
+    return match.group(1)
+
+
+def login(client, email: str, password: str = "correct horse battery", ip: str = "127.0.0.1", **extra):
+    token = csrf_token(client)
+    return client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf_token": token, **extra},
+        environ_base={"REMOTE_ADDR": ip},
+    )
+
+
+@pytest.fixture
+def outbox(app) -> Path:
+    """The e-mails the app wrote, newest last."""
+    folder = Path(app.config["MAIL_OUTBOX"])
+    for old in folder.glob("*.eml"):
+        old.unlink()
+    return folder
+
+
+def read_outbox(folder: Path) -> list:
+    from email import policy
+    from email.parser import BytesParser
+
+    return [BytesParser(policy=policy.default).parse(path.open("rb")) for path in sorted(folder.glob("*.eml"))]
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
+from storefront.accounts.models import User
+from storefront.accounts.services import hash_password
 from storefront.catalog import services as catalog
 from storefront.catalog.models import Category, Product, ProductImage, Variant
 
@@ -62,3 +64,23 @@ def make_product(
     session.add(product)
     session.flush()
     return product
+
+
+PASSWORD = "correct horse battery"
+_hashes: dict[str, str] = {}
+
+
+def make_user(session: Session, email: str | None = None, password: str = PASSWORD, **fields) -> User:
+    """A verified shopper; scrypt hashes are cached per password to keep tests quick."""
+    from datetime import UTC, datetime
+
+    if password not in _hashes:
+        _hashes[password] = hash_password(password)
+    user = User(
+        **{"email": email or f"shopper{next(_sequence)}@example.com", "password_hash": _hashes[password],
+           "role": "customer", "email_verified_at": datetime.now(UTC), "session_token": f"t{next(_sequence)}"}
+        | fields
+    )
+    session.add(user)
+    session.flush()
+    return user

@@ -168,3 +168,15 @@ def refresh_price_from(product: Product) -> None:
     """Keep the product's sortable "from" price equal to its cheapest variant."""
     prices = [variant.price for variant in product.variants]
     product.price_from = min(prices) if prices else Decimal("0.00")
+
+
+def product_for_variant(session: Session, variant_id: int) -> Product | None:
+    """The active product a variant belongs to, loaded for its product page."""
+    product_id = session.scalar(select(Variant.product_id).where(Variant.id == variant_id))
+    if product_id is None:
+        return None
+    return session.scalar(
+        select(Product)
+        .where(Product.id == product_id, Product.is_active)
+        .options(joinedload(Product.category), selectinload(Product.variants), selectinload(Product.images))
+    )

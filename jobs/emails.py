@@ -1,0 +1,55 @@
+"""E-mail jobs. They take ids and build links themselves, so no token or secret sits in a job's arguments."""
+
+from flask import current_app
+
+from jobs import job
+from storefront import mail
+from storefront.accounts import services as accounts
+from storefront.accounts.models import User
+from storefront.db import get_session
+
+
+def _user(user_id: int | None) -> User | None:
+    return get_session().get(User, user_id) if user_id is not None else None
+
+
+@job
+def send_verification(user_id: int) -> None:
+    """Send the link that confirms a new account's e-mail address."""
+    user = _user(user_id)
+    if user is None or user.email_verified_at is not None:
+        return
+    token = accounts.make_token(current_app.config["SECRET_KEY"], "verify", user)
+    link = mail.external_url("accounts.verify", token=token)
+    mail.send(mail.compose(user.email, "Confirm your Storefront account", "emails/verify.txt", link=link))
+
+
+@job
+def send_account_exists(user_id: int) -> None:
+    """Tell an existing account holder that someone tried to register with their address."""
+    user = _user(user_id)
+    if user is None:
+        return
+    mail.send(
+        mail.compose(
+            user.email,
+            "You already have a Storefront account",
+            "emails/account_exists.txt",
+            login=mail.external_url("accounts.login"),
+            reset=mail.external_url("accounts.reset_request"),
+        )
+    )
+
+
+@job
+def send_password_reset(user_id: int | None) -> None:
+    """Send a single-use reset link; None (an unknown address) sends nothing, but took the same path."""
+    user = _user(user_id)
+    if user is None or user.is_disabled:
+        return
+    token = accounts.make_token(current_app.config["SECRET_KEY"], "reset", user)
+    link = mail.external_url("accounts.reset_password", token=token)
+    hours = current_app.config["RESET_TOKEN_MAX_AGE"] // 3600
+    mail.send(
+        mail.compose(user.email, "Reset your Storefront password", "emails/reset.txt", link=link, hours=hours)
+    )

@@ -1,0 +1,283 @@
+"""Accounts: registration, authentication, password rules and reset tokens, lockout, address book."""
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis
+from email_validator import EmailNotValidError, validate_email
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+from storefront.accounts.models import Address, LoginAttempt, User, new_session_token
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 128
+COMMON_PASSWORDS = frozenset(FREQUENCY_LISTS["passwords"])
+# Checked when the e-mail is unknown, so a miss costs the same scrypt time as a wrong password.
+_DUMMY_HASH = generate_password_hash("not-a-real-password-at-all")
+
+
+class AccountError(ValueError):
+    """A problem the shopper can fix; the message is safe to show."""
+
+
+# --- e-mail and passwords -------------------------------------------------------------------------
+
+
+def normalize_email(raw: str) -> str:
+    """The canonical form of an address, or AccountError with a readable reason."""
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise AccountError(str(error)) from error
+    return checked.normalized.lower()
+
+
+def password_problem(password: str, email: str = "") -> str | None:
+    """Why a new password is not acceptable, or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"Use at most {MAX_PASSWORD_LENGTH} characters."
+    lowered = password.lower()
+    if lowered in COMMON_PASSWORDS or lowered.strip("0123456789!") in COMMON_PASSWORDS:
+        return "That password is too common; choose one that is harder to guess."
+    if email and email.split("@")[0] in lowered:
+        return "Don't use your e-mail address in your password."
+    return None
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def find_user(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == email))
+
+
+def register(session: Session, email: str, password: str) -> tuple[User, bool]:
+    """Create an unverified account, or return the existing one; the caller answers both the same way."""
+    existing = find_user(session, email)
+    hashed = hash_password(password)  # hashed either way, so both paths take the same time
+    if existing is not None:
+        return existing, False
+    user = User(email=email, password_hash=hashed, role="customer", session_token=new_session_token())
+    session.add(user)
+    session.flush()
+    return user, True
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The user whose password matches, in the same time whether or not the e-mail exists."""
+    user = find_user(session, email)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def set_password(user: User, password: str) -> None:
+    """Change the password and sign out every other session of this account."""
+    user.password_hash = hash_password(password)
+    user.session_token = new_session_token()
+
+
+def mark_verified(user: User) -> None:
+    if user.email_verified_at is None:
+        user.email_verified_at = datetime.now(UTC)
+
+
+def user_for_login_id(session: Session, login_id: str) -> User | None:
+    """The user named by a session cookie's id, if its session token is still current."""
+    user_id, _, token = login_id.partition(":")
+    if not user_id.isdigit() or not token:
+        return None
+    user = session.get(User, int(user_id))
+    if user is None or user.session_token != token:
+        return None
+    return user
+
+
+# --- signed, expiring, single-use links ----------------------------------------------------------
+
+
+def _serializer(secret_key: str, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=f"storefront.{purpose}")
+
+
+def _fingerprint(user: User) -> str:
+    # Tied to the current password hash: once the password changes, every older link stops working.
+    return hashlib.sha256(f"{user.password_hash}|{user.email_verified_at}".encode()).hexdigest()[:16]
+
+
+def make_token(secret_key: str, purpose: str, user: User) -> str:
+    return _serializer(secret_key, purpose).dumps({"uid": user.id, "fp": _fingerprint(user)})
+
+
+def read_token(session: Session, secret_key: str, purpose: str, token: str, max_age: int) -> User | None:
+    """The user a link was made for, if it is genuine, not expired and not used yet."""
+    try:
+        data = _serializer(secret_key, purpose).loads(token, max_age=max_age)
+    except (SignatureExpired, BadSignature):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
+        return None
+    user = session.get(User, data["uid"])
+    if user is None or data.get("fp") != _fingerprint(user):
+        return None
+    return user
+
+
+# --- login attempts and lockout ------------------------------------------------------------------
+
+
+def record_attempt(session: Session, email: str, ip: str, user_agent: str, outcome: str) -> None:
+    session.add(LoginAttempt(email=email[:254], ip=ip[:45], user_agent=user_agent[:255], outcome=outcome))
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    failures: int = 5
+    window: int = 15 * 60
+    cooloff: int = 15 * 60
+    ip_failures: int = 50
+
+
+@dataclass(frozen=True)
+class Lock:
+    email: str
+    ip: str
+    until: float
+
+    def retry_after(self, now: float) -> int:
+        return max(1, int(self.until - now + 0.999))
+
+
+def _key(*parts: str) -> str:
+    # Hashed so any e-mail is a safe key; the readable values live in the lock index.
+    return "lockout:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+LOCK_INDEX = "lockout:index"
+ANY_ACCOUNT = "*"
+
+
+class Lockout:
+    """django-axes-style lockout kept in Redis: N failures of an (account, IP) pair in a moving window
+    lock that pair for a cool-off; many failures from one IP across accounts lock the IP. Times come from
+    the caller, so tests can move the clock; Redis expiry only collects garbage."""
+
+    def __init__(self, client: redis.Redis, policy: LockoutPolicy):
+        self.redis = client
+        self.policy = policy
+
+    def current_lock(self, email: str, ip: str, now: float) -> Lock | None:
+        for key in (_key("lock", email, ip), _key("lock", ANY_ACCOUNT, ip)):
+            raw = self.redis.get(key)
+            if raw:
+                lock = Lock(**json.loads(raw))
+                if lock.until > now:
+                    return lock
+        return None
+
+    def register_failure(self, email: str, ip: str, now: float) -> Lock | None:
+        """Count a failed login; return the lock it caused, if any."""
+        pair = self._count(_key("failures", email, ip), now)
+        per_ip = self._count(_key("failures", ANY_ACCOUNT, ip), now)
+        if pair >= self.policy.failures:
+            return self._lock(email, ip, now)
+        if per_ip >= self.policy.ip_failures:
+            return self._lock(ANY_ACCOUNT, ip, now)
+        return None
+
+    def register_success(self, email: str, ip: str) -> None:
+        self.redis.delete(_key("failures", email, ip))
+
+    def _count(self, key: str, now: float) -> int:
+        pipe = self.redis.pipeline()
+        pipe.zremrangebyscore(key, "-inf", now - self.policy.window)
+        pipe.zadd(key, {f"{now:.6f}:{secrets.token_hex(4)}": now})
+        pipe.zcard(key)
+        pipe.expire(key, self.policy.window)
+        return pipe.execute()[2]
+
+    def _lock(self, email: str, ip: str, now: float) -> Lock:
+        lock = Lock(email=email, ip=ip, until=now + self.policy.cooloff)
+        key = _key("lock", email, ip)
+        pipe = self.redis.pipeline()
+        pipe.set(key, json.dumps(lock.__dict__), ex=self.policy.cooloff + 60)
+        pipe.hset(LOCK_INDEX, key, json.dumps(lock.__dict__))
+        pipe.delete(_key("failures", email, ip))
+        pipe.execute()
+        return lock
+
+    def active_locks(self, now: float) -> list[Lock]:
+        locks = []
+        for key, raw in self.redis.hgetall(LOCK_INDEX).items():
+            lock = Lock(**json.loads(raw))
+            if lock.until > now:
+                locks.append(lock)
+            else:
+                self.redis.hdel(LOCK_INDEX, key)
+        return sorted(locks, key=lambda lock: lock.until)
+
+    def unlock(self, email: str) -> int:
+        """Lift every lock on this account (from any IP) and forget its failures; return how many."""
+        lifted = 0
+        for key, raw in self.redis.hgetall(LOCK_INDEX).items():
+            lock = Lock(**json.loads(raw))
+            if lock.email == email:
+                self.redis.delete(key, _key("failures", email, lock.ip))
+                self.redis.hdel(LOCK_INDEX, key)
+                lifted += 1
+        return lifted
+
+
+# --- address book --------------------------------------------------------------------------------
+
+
+ADDRESS_FIELDS = ("full_name", "line1", "line2", "city", "region", "postal_code", "country", "phone")
+
+
+def addresses(session: Session, user: User) -> list[Address]:
+    return list(
+        session.scalars(
+            select(Address).where(Address.user_id == user.id).order_by(Address.is_default.desc(), Address.id)
+        )
+    )
+
+
+def get_address(session: Session, user: User, address_id: int) -> Address | None:
+    """The user's own address, never anyone else's."""
+    return session.scalar(select(Address).where(Address.id == address_id, Address.user_id == user.id))
+
+
+def save_address(session: Session, user: User, fields: dict, address: Address | None = None) -> Address:
+    if address is None:
+        address = Address(user_id=user.id, is_default=not addresses(session, user))
+        session.add(address)
+    for name in ADDRESS_FIELDS:
+        setattr(address, name, (fields.get(name) or "").strip())
+    session.flush()
+    return address
+
+
+def make_default(session: Session, user: User, address: Address) -> None:
+    for other in addresses(session, user):
+        other.is_default = other.id == address.id
+    session.flush()
+
+
+def delete_address(session: Session, user: User, address: Address) -> None:
+    was_default = address.is_default
+    session.delete(address)
+    session.flush()
+    remaining = addresses(session, user)
+    if was_default and remaining:
+        remaining[0].is_default = True

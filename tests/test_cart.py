@@ -1,0 +1,188 @@
+"""The cart: add, change and remove with HTMX or plain forms, checked against live stock, merged at login."""
+
+import pytest
+from sqlalchemy import func, select
+
+from storefront.cart.models import Cart, CartLine
+from tests.conftest import csrf_token, login
+from tests.factories import make_product, make_user
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def ring(session):
+    return make_product(session, name="Halo Ring", variants=[{"name": "Gold / 7", "on_hand": 5},
+                                                             {"name": "Silver / 7", "on_hand": 0}])
+
+
+def add(client, variant_id, quantity=1, headers=None):
+    data = {"variant_id": variant_id, "quantity": quantity, "csrf_token": csrf_token(client)}
+    return client.post("/cart/add", data=data, headers=headers or {})
+
+
+def lines(session):
+    return session.execute(select(CartLine.variant_id, CartLine.quantity).order_by(CartLine.id)).all()
+
+
+def test_htmx_add_returns_badge_and_status_out_of_band(client, session, ring):
+    response = add(client, ring.variants[0].id, 2, HTMX)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'id="cart-badge"' in body and 'hx-swap-oob="true"' in body and ">2</span>" in body
+    assert 'id="cart-status" hx-swap-oob="innerHTML"' in body and "Added to your cart" in body
+    assert response.headers["HX-Trigger"] == "cart-updated"
+    assert lines(session) == [(ring.variants[0].id, 2)]
+
+
+def test_plain_add_redirects_to_the_cart_with_303(client, session, ring):
+    response = add(client, ring.variants[0].id, 1)
+    assert response.status_code == 303 and response.headers["Location"] == "/cart"
+    page = client.get("/cart").get_data(as_text=True)
+    assert "Halo Ring" in page and "Added to your cart" in page and "$10.00" in page
+
+
+def test_adding_again_adds_to_the_same_line(client, session, ring):
+    add(client, ring.variants[0].id, 1)
+    add(client, ring.variants[0].id, 2)
+    assert lines(session) == [(ring.variants[0].id, 3)]
+    assert 'aria-label="3 items"' in client.get("/").get_data(as_text=True)
+
+
+def test_adding_more_than_is_available_says_how_many_are_left(client, session, ring):
+    add(client, ring.variants[0].id, 3)
+    response = add(client, ring.variants[0].id, 3, HTMX)
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert "Only 5 left" in body and "You already have 3" in body
+    assert lines(session) == [(ring.variants[0].id, 3)]
+
+
+def test_a_sold_out_variant_cannot_be_added(client, session, ring):
+    response = add(client, ring.variants[1].id, 1)
+    assert response.status_code == 422
+    assert "sold out" in response.get_data(as_text=True)
+    assert lines(session) == []
+
+
+def test_an_archived_product_cannot_be_added(client, session):
+    product = make_product(session, is_active=False)
+    response = add(client, product.variants[0].id, 1, HTMX)
+    assert response.status_code == 422 and "no longer available" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("quantity", ["0", "-1", "+1", "1.5", "1e3", "1_0", str(10**9), "abc", "", " ", "١"])
+def test_bad_quantities_get_a_message_and_change_nothing(client, session, ring, quantity):
+    add(client, ring.variants[0].id, 1)
+    for headers in (HTMX, {}):
+        response = add(client, ring.variants[0].id, quantity, headers)
+        assert response.status_code == 422, quantity
+        body = response.get_data(as_text=True)
+        assert "whole number" in body or "Enter a quantity" in body
+    assert lines(session) == [(ring.variants[0].id, 1)]
+
+
+@pytest.mark.parametrize("variant_id", ["", "abc", "0", "99999999", str(2**40), "1; drop table carts"])
+def test_bad_variant_ids_are_refused(client, session, variant_id):
+    response = add(client, variant_id, 1)
+    assert response.status_code == 422
+    assert session.scalar(select(func.count(CartLine.id))) == 0
+
+
+def test_price_and_totals_come_from_the_server(client, session, ring):
+    client.post("/cart/add", data={"variant_id": ring.variants[0].id, "quantity": 2, "price": "0.01",
+                                   "csrf_token": csrf_token(client)})
+    page = client.get("/cart").get_data(as_text=True)
+    assert "$20.00" in page and "0.01" not in page
+
+
+def test_changing_the_quantity_with_htmx_returns_the_line_and_summary(client, session, ring):
+    add(client, ring.variants[0].id, 1)
+    line_id = session.scalar(select(CartLine.id))
+    response = client.post(f"/cart/lines/{line_id}", data={"quantity": 4, "csrf_token": csrf_token(client)},
+                           headers=HTMX)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f'id="line-{line_id}"' in body and "$40.00" in body
+    assert 'id="cart-summary"' in body and 'id="cart-badge"' in body and "Quantity updated" in body
+    assert lines(session) == [(ring.variants[0].id, 4)]
+
+
+def test_changing_to_more_than_available_is_refused(client, session, ring):
+    add(client, ring.variants[0].id, 1)
+    line_id = session.scalar(select(CartLine.id))
+    response = client.post(f"/cart/lines/{line_id}", data={"quantity": 6, "csrf_token": csrf_token(client)})
+    assert response.status_code == 422 and "Only 5 left" in response.get_data(as_text=True)
+    assert lines(session) == [(ring.variants[0].id, 1)]
+
+
+def test_removing_a_line(client, session, ring):
+    add(client, ring.variants[0].id, 1)
+    line_id = session.scalar(select(CartLine.id))
+    response = client.post(f"/cart/lines/{line_id}/remove", data={"csrf_token": csrf_token(client)}, headers=HTMX)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and f'id="line-{line_id}"' not in body
+    assert "Your cart is empty" in body and "Removed Halo Ring" in body
+    assert lines(session) == []
+    plain = client.post(f"/cart/lines/{line_id}/remove", data={"csrf_token": csrf_token(client)})
+    assert plain.status_code == 404
+
+
+def test_a_shopper_can_never_change_another_shoppers_cart(app, client, session, ring):
+    other = app.test_client()
+    add(other, ring.variants[0].id, 2)
+    line_id = session.scalar(select(CartLine.id))
+    token = csrf_token(client)
+    assert client.post(f"/cart/lines/{line_id}", data={"quantity": 1, "csrf_token": token}).status_code == 404
+    assert client.post(f"/cart/lines/{line_id}/remove", data={"csrf_token": token}).status_code == 404
+    assert lines(session) == [(ring.variants[0].id, 2)]
+    assert "Halo Ring" not in client.get("/cart").get_data(as_text=True)
+
+
+def test_a_forged_cart_cookie_cannot_read_another_cart(app, client, session, ring):
+    other = app.test_client()
+    add(other, ring.variants[0].id, 2)
+    cart_id = session.scalar(select(Cart.id))
+    client.set_cookie("session", f'{{"cart_id": {cart_id}}}')  # unsigned: ignored
+    assert "Halo Ring" not in client.get("/cart").get_data(as_text=True)
+
+
+def test_the_anonymous_cart_merges_into_the_account_at_login(client, session, ring):
+    user = make_user(session, "merge@example.com")
+    earring = make_product(session, name="Drop Earrings", variants=[{"on_hand": 3}])
+    account_cart = Cart(user_id=user.id)
+    session.add(account_cart)
+    session.flush()
+    session.add(CartLine(cart_id=account_cart.id, variant_id=ring.variants[0].id, quantity=3))
+    session.flush()
+    add(client, ring.variants[0].id, 4)  # 3 + 4 > 5 available: capped at 5
+    add(client, earring.variants[0].id, 2)
+    response = login(client, "merge@example.com")
+    assert response.status_code == 303
+    assert lines(session) == [(ring.variants[0].id, 5), (earring.variants[0].id, 2)]
+    assert session.scalar(select(func.count(Cart.id))) == 1
+    page = client.get("/cart").get_data(as_text=True)
+    assert "Halo Ring" in page and "Drop Earrings" in page
+    assert 'aria-label="7 items"' in page
+
+
+def test_the_account_cart_follows_the_shopper_to_another_device(app, client, session, ring):
+    user = make_user(session)
+    login(client, user.email)
+    add(client, ring.variants[0].id, 2)
+    phone = app.test_client()
+    login(phone, user.email)
+    assert "Halo Ring" in phone.get("/cart").get_data(as_text=True)
+
+
+def test_the_badge_fragment_counts_items(client, session, ring):
+    add(client, ring.variants[0].id, 3)
+    response = client.get("/cart/badge")
+    assert ">3</span>" in response.get_data(as_text=True)
+    assert "no-store" in response.headers["Cache-Control"]
+
+
+def test_product_page_offers_only_available_variants(client, session, ring):
+    body = client.get(f"/products/{ring.slug}").get_data(as_text=True)
+    assert f'value="{ring.variants[0].id}"\n             checked' in body or "checked" in body
+    assert body.count("disabled") >= 1 and 'action="/cart/add"' in body
