@@ -18,6 +18,10 @@ max_requests_jitter = 2000
 # Build the app once in the master: workers fork with it loaded (less memory, faster restarts).
 preload_app = True
 accesslog = os.environ.get("ACCESS_LOG") or None
+# The worker pid and the time taken (µs) on every line: which worker served what, and how fast.
+access_log_format = os.environ.get(
+    "ACCESS_LOG_FORMAT", '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(D)sus pid=%(p)s "%(a)s"'
+)
 errorlog = "-"
 # Trust X-Forwarded-* only from the proxy; the app's ProxyFix counts the trusted hops.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -53,3 +53,24 @@ def send_password_reset(user_id: int | None) -> None:
     mail.send(
         mail.compose(user.email, "Reset your Storefront password", "emails/reset.txt", link=link, hours=hours)
     )
+
+
+@job
+def send_order_confirmation(order_id: int) -> None:
+    """Confirm a paid order, with a link a guest can open without an account."""
+    from storefront.orders import services as orders
+    from storefront.orders.views import view_key
+
+    order = orders.get(get_session(), order_id)
+    if order is None or order.status not in orders.SOLD:
+        return
+    link = mail.external_url("orders.status", number=order.number, key=view_key(order))
+    mail.send(
+        mail.compose(
+            order.email,
+            f"Your Storefront order {order.number}",
+            "emails/order_confirmation.txt",
+            order=order,
+            link=link,
+        )
+    )

@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from storefront import db, errors, security
 from storefront.config import load_config
 from storefront.extensions import csrf, init_redis, limiter, login_manager
+from storefront.payments import gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,16 +56,23 @@ def configure_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to see that page."
     login_manager.session_protection = "basic"
     init_redis(app)
+    gateway.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from storefront.accounts.views import bp as accounts_bp
     from storefront.cart.views import bp as cart_bp
     from storefront.catalog.views import bp as catalog_bp
+    from storefront.checkout.views import bp as checkout_bp
+    from storefront.orders.views import bp as orders_bp
+    from storefront.payments.views import bp as payments_bp
 
     app.register_blueprint(catalog_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(cart_bp, url_prefix="/cart")
+    app.register_blueprint(checkout_bp, url_prefix="/checkout")
+    app.register_blueprint(orders_bp)
+    app.register_blueprint(payments_bp)
 
 
 def configure_media(app: Flask) -> None:
@@ -79,5 +87,5 @@ def configure_media(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     from storefront import cli
 
-    for command in (cli.seed_demo, cli.stock, cli.lockouts, cli.unlock):
+    for command in (cli.seed_demo, cli.stock, cli.lockouts, cli.unlock, cli.sweep):
         app.cli.add_command(command)

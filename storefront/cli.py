@@ -13,6 +13,7 @@ from storefront.catalog.models import Product, Variant
 from storefront.db import get_session
 from storefront.demo import seed_demo as build_demo
 from storefront.extensions import clock
+from storefront.orders import services as orders
 
 
 @click.command("seed-demo")
@@ -54,8 +55,7 @@ def stock(sku: str) -> None:
                 "on_hand": variant.on_hand,
                 "reserved": variant.reserved,
                 "available": variant.available,
-                # Sales are recorded by orders (the checkout issue); until then nothing can be sold.
-                "sold": 0,
+                "sold": orders.units_sold(session, variant.id),
             }
         )
     )
@@ -78,3 +78,13 @@ def unlock(email: str) -> None:
     """Lift every lockout of an account, from any IP."""
     lifted = lockout().unlock(email.strip().lower())
     click.echo(f"lifted {lifted} lockout{'s' if lifted != 1 else ''} for {email}")
+
+
+@click.command("sweep")
+@with_appcontext
+def sweep() -> None:
+    """Run every periodic sweep once, here (what `rq cron jobs.schedule` runs on a timer)."""
+    from jobs.maintenance import SWEEPS
+
+    for task in SWEEPS:
+        click.echo(json.dumps({"sweep": task.__name__, "result": task()}))

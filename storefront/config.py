@@ -4,6 +4,8 @@ import os
 import secrets
 from pathlib import Path
 
+SANDBOX_ENDPOINT = "https://apitest.authorize.net/xml/v1/request.api"
+
 
 class ConfigError(RuntimeError):
     """The environment is missing something production cannot run without."""
@@ -63,6 +65,22 @@ def load_config(instance_path: str) -> dict:
         "MAIL_URL": os.environ.get("MAIL_URL") or None,
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Storefront <shop@storefront.test>"),
         "MAIL_OUTBOX": os.environ.get("MAIL_OUTBOX") or str(instance / "outbox"),
+        # Payments: the built-in test gateway unless Authorize.Net is chosen and has credentials.
+        "PAYMENT_GATEWAY": os.environ.get("PAYMENT_GATEWAY", "test"),
+        "PAYMENT_CAPTURE": os.environ.get(
+            "PAYMENT_CAPTURE", "auth_capture"
+        ),  # or auth_only: capture at shipment
+        "AUTHNET_API_LOGIN_ID": os.environ.get("AUTHNET_API_LOGIN_ID", ""),
+        "AUTHNET_TRANSACTION_KEY": os.environ.get("AUTHNET_TRANSACTION_KEY", ""),
+        "AUTHNET_CLIENT_KEY": os.environ.get("AUTHNET_CLIENT_KEY", "local-test-client-key"),
+        "AUTHNET_SIGNATURE_KEY": os.environ.get("AUTHNET_SIGNATURE_KEY", ""),
+        "AUTHNET_ENDPOINT": os.environ.get("AUTHNET_ENDPOINT", SANDBOX_ENDPOINT),
+        "AUTHNET_CONNECT_TIMEOUT": float(os.environ.get("AUTHNET_CONNECT_TIMEOUT", "5")),
+        "AUTHNET_READ_TIMEOUT": float(os.environ.get("AUTHNET_READ_TIMEOUT", "30")),
+        "ACCEPT_JS_URL": os.environ.get("ACCEPT_JS_URL", ""),  # empty: the local test stand-in
+        "ORDER_HOLD_MINUTES": int(os.environ.get("ORDER_HOLD_MINUTES", "15")),
+        "CHECKOUT_LIMIT_PER_IP": os.environ.get("CHECKOUT_LIMIT_PER_IP", "30/minute"),
+        "CHECKOUT_LIMIT_PER_SHOPPER": os.environ.get("CHECKOUT_LIMIT_PER_SHOPPER", "6/minute"),
         # Only this many proxies in front of us may set X-Forwarded-For; 0 trusts none.
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "MEDIA_FOLDER": os.environ.get("MEDIA_FOLDER") or str(instance / "media"),

@@ -2,8 +2,9 @@
 
 import logging
 
+import redis
 from flask import Flask, make_response, render_template
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from storefront.htmx import is_htmx
 
@@ -40,6 +41,16 @@ def render_error(error: HTTPException):
     return response
 
 
+def redis_unavailable(error: Exception):
+    """Limits, lockouts and the job queue live in Redis: without it we refuse (503) rather than run unguarded."""
+    log.error("redis unavailable: %s", error)
+    return render_error(
+        ServiceUnavailable(
+            description="We're briefly unavailable. Please try again in a moment.", retry_after=5
+        )
+    )
+
+
 def render_unexpected(error: Exception):
     """Log an unhandled exception and answer with the 500 page; never leak a traceback."""
     log.exception("unhandled error", exc_info=error)
@@ -48,4 +59,5 @@ def render_unexpected(error: Exception):
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, render_error)
+    app.register_error_handler(redis.RedisError, redis_unavailable)
     app.register_error_handler(Exception, render_unexpected)

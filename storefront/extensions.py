@@ -8,7 +8,6 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
-from rq import Queue
 
 
 def client_ip() -> str:
@@ -44,8 +43,3 @@ def init_redis(app: Flask) -> None:
 
 def redis_client() -> redis.Redis:
     return current_app.extensions["redis"]
-
-
-def get_queue(name: str = "default") -> Queue:
-    """An RQ queue; without REDIS_URL jobs run right away, in-process."""
-    return Queue(name, connection=redis_client(), is_async=bool(current_app.config["REDIS_URL"]))

@@ -3,7 +3,10 @@
 from storefront.accounts.models import Address, LoginAttempt, User
 from storefront.cart.models import Cart, CartLine
 from storefront.catalog.models import Category, Product, ProductImage, Variant
+from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import Base
+from storefront.orders.models import Order, OrderEvent, OrderLine
+from storefront.payments.models import PaymentAttempt, WebhookEvent
 
 __all__ = [
     "Address",
@@ -12,8 +15,15 @@ __all__ = [
     "CartLine",
     "Category",
     "LoginAttempt",
+    "Order",
+    "OrderEvent",
+    "OrderLine",
+    "PaymentAttempt",
     "Product",
     "ProductImage",
+    "ShippingMethod",
+    "TaxRate",
     "User",
     "Variant",
+    "WebhookEvent",
 ]

@@ -29,10 +29,12 @@ def migrate(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    url = services.fresh_database(f"storefront_test_{services.worker_suffix()}")
+def database_url():
+    name = f"storefront_test_{services.run_suffix()}"
+    url = services.fresh_database(name)
     migrate(url)
-    return url
+    yield url
+    services.drop_database(name)
 
 
 @pytest.fixture(scope="session")

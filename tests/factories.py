@@ -84,3 +84,47 @@ def make_user(session: Session, email: str | None = None, password: str = PASSWO
     session.add(user)
     session.flush()
     return user
+
+
+def make_order(session: Session, variant=None, quantity: int = 1, status: str = "pending_payment", user=None,
+               email: str = "buyer@example.com", reserve: bool = True, **fields):
+    """An order for one variant, its stock reserved like checkout does, with a created charge attempt."""
+    from datetime import UTC, datetime, timedelta
+
+    from storefront.orders import services as orders
+    from storefront.orders.models import Order, OrderLine
+    from storefront.payments import services as payments
+
+    if variant is None:
+        variant = make_product(session, variants=[{"on_hand": 10}]).variants[0]
+    total = variant.price * quantity
+    order = Order(
+        **{
+            "number": orders.new_number(),
+            "idempotency_key": f"key-{next(_sequence)}-{orders.new_number()}",
+            "user_id": user.id if user else None,
+            "email": user.email if user else email,
+            "status": status,
+            "subtotal": total,
+            "shipping_total": Decimal("0.00"),
+            "tax_total": Decimal("0.00"),
+            "total": total,
+            "shipping_method": "Standard",
+            "ship_name": "Ada Lovelace",
+            "ship_line1": "1 Main St",
+            "ship_city": "Springfield",
+            "ship_postal_code": "12345",
+            "ship_country": "US",
+            "expires_at": datetime.now(UTC) + timedelta(minutes=15),
+        }
+        | fields
+    )
+    order.lines = [OrderLine(variant_id=variant.id, sku=variant.sku, product_name="Thing", variant_name=variant.name,
+                             unit_price=variant.price, quantity=quantity, line_total=total)]
+    session.add(order)
+    session.flush()
+    payments.new_charge(session, order, "COMMON.ACCEPT.INAPP.PAYMENT", "test-approve")
+    if reserve:
+        variant.reserved += quantity
+    session.flush()
+    return order

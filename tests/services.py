@@ -27,6 +27,21 @@ def worker_suffix() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def run_suffix() -> str:
+    """Unique to this test run and worker, so two runs on one machine never share a database."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+    return f"{worker_suffix()}_{run[:8]}"
+
+
+def drop_database(name: str) -> None:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 def fresh_database(name: str) -> str:
     """Drop and create a PostgreSQL database for this test run; return its URL."""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")

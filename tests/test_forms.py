@@ -7,7 +7,7 @@ from storefront.accounts import services as accounts
 from storefront.cart.models import CartLine
 from storefront.db import Base
 from tests.conftest import csrf_token, login
-from tests.factories import make_product, make_user
+from tests.factories import make_order, make_product, make_user
 
 ODD_VALUES = [
     "x" * 5000,
@@ -37,19 +37,32 @@ def world(app, client, session):
                                    "csrf_token": csrf_token(client)})
     line_id = session.scalar(select(CartLine.id))
     token = accounts.make_token(app.config["SECRET_KEY"], "reset", user)
-    return {"address_id": address.id, "line_id": line_id, "token": token, "variant_id": product.variants[0].id}
+    order = make_order(session, user=user, status="payment_failed")
+    return {"address_id": address.id, "line_id": line_id, "token": token, "variant_id": product.variants[0].id,
+            "number": order.number}
 
 
 def row_counts(session) -> dict[str, int]:
     return {table.name: session.scalar(select(func.count()).select_from(table)) for table in Base.metadata.sorted_tables}
 
 
+# Authenticated by an HMAC signature over the body instead of a CSRF token (tested in test_payments).
+SIGNED_INSTEAD = {"payments.authorizenet_webhook"}
+
+
 def state_changing_urls(app, world) -> list[str]:
     urls = []
     for rule in app.url_map.iter_rules():
-        if rule.methods & {"POST", "PUT", "PATCH", "DELETE"}:
+        if rule.methods & {"POST", "PUT", "PATCH", "DELETE"} and rule.endpoint not in SIGNED_INSTEAD:
             urls.append(rule.build({name: world[name] for name in rule.arguments})[1])
     return urls
+
+
+def test_only_the_signed_webhook_is_exempt_from_csrf(app):
+    from storefront.extensions import csrf
+
+    exempt = {view for view in csrf._exempt_views}
+    assert {name.rsplit(".", 1)[-1] for name in exempt} == {"authorizenet_webhook"}
 
 
 def test_the_walk_covers_every_form(app, world):
@@ -89,6 +102,9 @@ FORMS = {
     "/account/addresses/{address_id}/edit": ["full_name", "line1", "city", "postal_code", "country", "phone"],
     "/cart/add": ["variant_id", "quantity"],
     "/cart/lines/{line_id}": ["quantity"],
+    "/checkout": ["email", "full_name", "line1", "city", "postal_code", "country", "shipping_method",
+                  "idempotency_key", "dataDescriptor", "dataValue"],
+    "/orders/{number}/pay": ["dataDescriptor", "dataValue"],
 }
 
 

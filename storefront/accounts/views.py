@@ -29,9 +29,10 @@ from wtforms import (
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 from jobs import emails
+from storefront import queues
 from storefront.accounts import services as accounts
 from storefront.db import get_session
-from storefront.extensions import client_ip, clock, get_queue, limiter, login_manager, redis_client
+from storefront.extensions import client_ip, clock, limiter, login_manager, redis_client
 
 bp = Blueprint("accounts", __name__)
 
@@ -254,7 +255,9 @@ def register_post():
     db = get_session()
     user, created = accounts.register(db, email, form.password.data)
     db.commit()
-    get_queue().enqueue(emails.send_verification if created else emails.send_account_exists, user.id)
+    queues.enqueue(
+        emails.send_verification if created else emails.send_account_exists, user.id, retry=queues.EMAIL_RETRY
+    )
     return redirect(url_for(".register_done"), 303)
 
 
@@ -330,7 +333,7 @@ def login_post():
     if user.email_verified_at is None:
         accounts.record_attempt(db, email, ip, agent, "unverified")
         db.commit()
-        get_queue().enqueue(emails.send_verification, user.id)
+        queues.enqueue(emails.send_verification, user.id, retry=queues.EMAIL_RETRY)
         form.email.errors.append("Please confirm your e-mail address first: we have sent you a new link.")
         return form_page("accounts/login.html", form)
     accounts.record_attempt(db, email, ip, agent, "success")
@@ -368,7 +371,7 @@ def reset_request_post():
         return form_page("accounts/reset_request.html", form)
     user = accounts.find_user(get_session(), form.email.data.strip().lower())
     # Enqueued either way so both answers take the same path and time.
-    get_queue().enqueue(emails.send_password_reset, user.id if user else None)
+    queues.enqueue(emails.send_password_reset, user.id if user else None, retry=queues.EMAIL_RETRY)
     return render_template("accounts/reset_sent.html")
 
 

@@ -45,7 +45,9 @@ class AddForm(FlaskForm):
     variant_id = WholeNumberField(
         "Option", validators=[InputRequired(message="Choose an option."), NumberRange(min=1, max=2**31 - 1)]
     )
-    quantity = WholeNumberField("Quantity", default=1, validators=[InputRequired(message="Enter a quantity.")])
+    quantity = WholeNumberField(
+        "Quantity", default=1, validators=[InputRequired(message="Enter a quantity.")]
+    )
 
     def validate_quantity(self, field):
         NumberRange(min=1, max=max_per_line(), message=f"Enter a whole number from 1 to {max_per_line()}.")(

@@ -86,6 +86,8 @@ class Variant(Base):
     price: Mapped[Decimal]
     on_hand: Mapped[int] = mapped_column(default=0)
     reserved: Mapped[int] = mapped_column(default=0)
+    # At most this many units per customer across their open and paid orders; None means no limit.
+    per_customer_limit: Mapped[int | None]
     position: Mapped[int] = mapped_column(default=0)
 
     product: Mapped[Product] = relationship(back_populates="variants")

@@ -1,0 +1,105 @@
+"""Periodic sweeps (run by `rq cron jobs.schedule`, or once by `flask --app wsgi sweep`).
+
+Each one is idempotent and only enqueues or does work that is safe to repeat: a sweep that runs twice, or
+alongside a worker finishing the same order, changes nothing twice.
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import delete, select
+
+from jobs import job
+from jobs.payments import check_payment, finalize_order, reconcile_charge
+from storefront import queues
+from storefront.cart.models import Cart
+from storefront.db import get_session
+from storefront.orders import services as orders
+from storefront.orders.models import Order
+from storefront.payments import services as payments
+from storefront.payments.models import PaymentAttempt
+
+log = logging.getLogger(__name__)
+LOST_AFTER = timedelta(seconds=60)
+HELD_RECHECK = timedelta(minutes=5)
+ABANDONED_CART = timedelta(days=30)
+
+
+@job
+def release_expired_reservations() -> int:
+    """Expire unpaid orders past their hold and give their stock back, unless a charge is in flight."""
+    session = get_session()
+    released = 0
+    for order_id in orders.expired_holds(session, datetime.now(UTC)):
+        order = session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+        if order is None or order.status not in ("pending_payment", "payment_failed"):
+            session.rollback()
+            continue
+        if not payments.cancel_unsent(session, order):
+            session.rollback()  # a charge was sent or may have been: reconciliation decides first
+            continue
+        orders.move(session, order, "expired", "The reservation ran out before the payment went through.")
+        orders.release_stock(session, order)
+        session.commit()
+        released += 1
+    return released
+
+
+@job
+def redrive_lost_orders() -> int:
+    """Enqueue finalize again for orders whose job died with a worker or was never enqueued."""
+    session = get_session()
+    order_ids = payments.lost(session, datetime.now(UTC) - LOST_AFTER)
+    session.commit()
+    for order_id in order_ids:
+        queues.enqueue(finalize_order, order_id, queue="payments")
+    return len(order_ids)
+
+
+@job
+def reconcile_uncertain_payments() -> int:
+    """Enqueue reconciliation of charges whose outcome is unknown or whose worker went silent."""
+    session = get_session()
+    stale = datetime.now(UTC) - timedelta(seconds=2 * current_app.config["AUTHNET_READ_TIMEOUT"] + 5)
+    attempt_ids = payments.uncertain(session, stale)
+    session.commit()
+    for attempt_id in attempt_ids:
+        queues.enqueue(reconcile_charge, attempt_id, queue="payments")
+    return len(attempt_ids)
+
+
+@job
+def recheck_held_payments() -> int:
+    """Ask the gateway again about charges held for review (in case a webhook never came)."""
+    session = get_session()
+    attempt_ids = list(
+        session.scalars(
+            select(PaymentAttempt.id).where(
+                PaymentAttempt.status == "held", PaymentAttempt.updated_at < datetime.now(UTC) - HELD_RECHECK
+            )
+        )
+    )
+    session.commit()
+    for attempt_id in attempt_ids:
+        queues.enqueue(check_payment, attempt_id, queue="payments")
+    return len(attempt_ids)
+
+
+@job
+def purge_abandoned_carts() -> int:
+    """Delete anonymous carts nobody touched for a month."""
+    session = get_session()
+    cutoff = datetime.now(UTC) - ABANDONED_CART
+    deleted = session.execute(delete(Cart).where(Cart.user_id.is_(None), Cart.updated_at < cutoff)).rowcount
+    session.commit()
+    return deleted
+
+
+SWEEPS = (
+    release_expired_reservations,
+    redrive_lost_orders,
+    reconcile_uncertain_payments,
+    recheck_held_payments,
+    purge_abandoned_carts,
+)

@@ -1,0 +1,11 @@
+"""The periodic sweeps, for `rq cron jobs.schedule --url $REDIS_URL` (one such process per deployment)."""
+
+from rq import cron
+
+from jobs import maintenance
+
+cron.register(maintenance.release_expired_reservations, queue_name="default", interval=30)
+cron.register(maintenance.redrive_lost_orders, queue_name="default", interval=30)
+cron.register(maintenance.reconcile_uncertain_payments, queue_name="default", interval=30)
+cron.register(maintenance.recheck_held_payments, queue_name="default", interval=300)
+cron.register(maintenance.purge_abandoned_carts, queue_name="default", cron="17 4 * * *")

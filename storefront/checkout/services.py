@@ -1,0 +1,203 @@
+"""Checkout before payment: quote shipping and tax, then place the order in one short transaction.
+
+Placing an order inserts the order, its lines and its charge attempt first, and reserves stock last, with one
+guarded UPDATE per line in variant-id order. So the hot variant row of a drop is locked only from that UPDATE
+to the commit, two orders never lock rows in opposite orders, and the CHECK constraint on the variant backs
+the guard up: a unit can never be sold twice.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from storefront.cart.models import Cart, CartLine
+from storefront.cart.services import CartView
+from storefront.catalog.models import Variant
+from storefront.checkout.models import ShippingMethod, TaxRate
+from storefront.orders import services as orders
+from storefront.orders.models import Order, OrderLine
+from storefront.payments import services as payments
+
+CENT = Decimal("0.01")
+
+
+class CheckoutError(ValueError):
+    """The order cannot be placed as asked; the message is safe to show the shopper."""
+
+
+@dataclass(frozen=True)
+class Shortage:
+    name: str
+    wanted: int
+    available: int
+
+
+class OutOfStock(CheckoutError):
+    def __init__(self, shortages: list[Shortage]):
+        self.shortages = shortages
+        super().__init__(
+            " ".join(
+                f"Only {s.available} left of {s.name}." if s.available > 0 else f"{s.name} is sold out."
+                for s in shortages
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Quote:
+    subtotal: Decimal
+    shipping: Decimal
+    tax: Decimal
+    total: Decimal
+    method: ShippingMethod | None
+    tax_name: str = ""
+
+
+@dataclass
+class Details:
+    """What the shopper typed at checkout, already validated by the form."""
+
+    email: str
+    full_name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    shipping_method: str
+    idempotency_key: str
+    nonce_descriptor: str
+    nonce_value: str
+    line2: str = ""
+    region: str = ""
+    phone: str = ""
+    user_id: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def shipping_methods(session: Session, country: str | None = None) -> list[ShippingMethod]:
+    """Active methods, cheapest first, limited to those that ship to the country if one is given."""
+    methods = session.scalars(
+        select(ShippingMethod)
+        .where(ShippingMethod.is_active)
+        .order_by(ShippingMethod.position, ShippingMethod.price)
+    ).all()
+    return [m for m in methods if country is None or m.ships_to(country)]
+
+
+def tax_rate(session: Session, country: str, region: str) -> TaxRate | None:
+    """The region's own rate if there is one, else the country's."""
+    rates = session.scalars(
+        select(TaxRate).where(TaxRate.country == country, TaxRate.region.in_(("", region.strip().upper())))
+    ).all()
+    return max(rates, key=lambda rate: len(rate.region), default=None)
+
+
+def quote(session: Session, subtotal: Decimal, country: str, region: str, method_code: str | None) -> Quote:
+    """Shipping and tax for goods worth `subtotal` sent to this address; everything computed here."""
+    methods = shipping_methods(session, country)
+    method = next((m for m in methods if m.code == method_code), methods[0] if methods else None)
+    shipping = method.price_for(subtotal) if method else Decimal("0.00")
+    rate = tax_rate(session, country, region)
+    tax = (subtotal * rate.rate).quantize(CENT, ROUND_HALF_UP) if rate else Decimal("0.00")
+    return Quote(
+        subtotal=subtotal,
+        shipping=shipping,
+        tax=tax,
+        total=subtotal + shipping + tax,
+        method=method,
+        tax_name=rate.name if rate else "",
+    )
+
+
+def _check_limits(session: Session, cart_view: CartView, user_id: int | None, email: str) -> None:
+    for line in cart_view.lines:
+        limit = line.variant.per_customer_limit
+        if limit is None:
+            continue
+        bought = orders.units_bought(session, line.variant.id, user_id, email)
+        if bought + line.line.quantity > limit:
+            left = max(0, limit - bought)
+            raise CheckoutError(
+                f"{line.product.name} is limited to {limit} per customer"
+                + (f"; you can buy {left} more." if left else "; you have reached the limit.")
+            )
+
+
+def place_order(
+    session: Session, cart: Cart, cart_view: CartView, details: Details, hold: timedelta
+) -> Order:
+    """Turn the cart into a pending_payment order with its stock reserved, or raise; never commits.
+
+    A second call with the same idempotency key returns the first order, whatever the cart holds now.
+    """
+    existing = orders.by_idempotency_key(session, details.idempotency_key)
+    if existing is not None:
+        return existing
+    if not cart_view.lines:
+        raise CheckoutError("Your cart is empty.")
+    _check_limits(session, cart_view, details.user_id, details.email)
+    priced = quote(session, cart_view.subtotal, details.country, details.region, details.shipping_method)
+    if priced.method is None:
+        raise CheckoutError("We don't ship to that country yet.")
+    order = Order(
+        number=orders.new_number(),
+        idempotency_key=details.idempotency_key,
+        user_id=details.user_id,
+        email=details.email,
+        status="pending_payment",
+        subtotal=priced.subtotal,
+        shipping_total=priced.shipping,
+        tax_total=priced.tax,
+        total=priced.total,
+        shipping_method=priced.method.name,
+        ship_name=details.full_name,
+        ship_line1=details.line1,
+        ship_line2=details.line2,
+        ship_city=details.city,
+        ship_region=details.region,
+        ship_postal_code=details.postal_code,
+        ship_country=details.country,
+        ship_phone=details.phone,
+        expires_at=datetime.now(UTC) + hold,
+    )
+    order.lines = [
+        OrderLine(
+            variant_id=line.variant.id,
+            sku=line.variant.sku,
+            product_name=line.product.name,
+            variant_name=line.variant.name,
+            unit_price=line.unit_price,
+            quantity=line.line.quantity,
+            line_total=line.total,
+        )
+        for line in cart_view.lines
+    ]
+    session.add(order)
+    session.flush()
+    payments.new_charge(session, order, details.nonce_descriptor, details.nonce_value)
+    orders.add_event(session, order, "placed", f"Order placed for {order.total} {order.currency}.")
+    session.execute(delete(CartLine).where(CartLine.cart_id == cart.id))
+    session.flush()
+    reserve(session, [(line.variant.id, line.line.quantity, line.product.name) for line in cart_view.lines])
+    return order
+
+
+def reserve(session: Session, lines: list[tuple[int, int, str]]) -> None:
+    """Reserve every line or none: one guarded UPDATE per variant, in id order, as the last statements."""
+    shortages = []
+    for variant_id, quantity, name in sorted(lines):
+        reserved = session.execute(
+            update(Variant)
+            .where(Variant.id == variant_id, Variant.on_hand - Variant.reserved >= quantity)
+            .values(reserved=Variant.reserved + quantity)
+        ).rowcount
+        if not reserved:
+            available = session.scalar(
+                select(Variant.on_hand - Variant.reserved).where(Variant.id == variant_id)
+            )
+            shortages.append(Shortage(name, quantity, max(0, available or 0)))
+    if shortages:
+        raise OutOfStock(shortages)

@@ -1,0 +1,235 @@
+"""Checkout: address, shipping, summary and Accept.js payment; placing the order answers with its status page."""
+
+import uuid
+from datetime import timedelta
+
+import redis
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import ServiceUnavailable
+from wtforms import EmailField, HiddenField, RadioField, SelectChoice
+from wtforms.validators import DataRequired, Length, Regexp
+
+from jobs import payments as payment_jobs
+from storefront import queues
+from storefront.accounts import services as accounts
+from storefront.accounts.views import COUNTRIES, AddressForm
+from storefront.cart import services as carts
+from storefront.cart.views import current_cart, max_per_line
+from storefront.checkout import services as checkout
+from storefront.db import get_session
+from storefront.extensions import client_ip, limiter, redis_client
+from storefront.htmx import is_htmx
+from storefront.orders import services as orders
+
+bp = Blueprint("checkout", __name__)
+
+NONCE_DESCRIPTORS = ("COMMON.ACCEPT.INAPP.PAYMENT",)
+ORDERS_IN_SESSION = 20
+
+
+class CheckoutForm(AddressForm):
+    """The shipping address fields of the address book, plus contact, shipping method and payment."""
+
+    email = EmailField(
+        "E-mail", validators=[DataRequired(), Length(max=254)], render_kw={"autocomplete": "email"}
+    )
+    shipping_method = RadioField("Shipping", validators=[DataRequired(message="Choose a shipping method.")])
+    idempotency_key = HiddenField(
+        validators=[DataRequired(), Length(min=16, max=64), Regexp(r"^[A-Za-z0-9-]+$")]
+    )
+    # Accept.js fills these in the browser; the card itself never reaches us.
+    dataDescriptor = HiddenField()
+    dataValue = HiddenField()
+
+
+def _cart_or_redirect():
+    cart = current_cart()
+    cart_view = carts.view(get_session(), cart, max_per_line())
+    return cart, cart_view
+
+
+def _form(formdata=None) -> CheckoutForm:
+    form = CheckoutForm(formdata=formdata) if formdata is not None else CheckoutForm()
+    methods = checkout.shipping_methods(get_session())
+    form.shipping_method.choices = [SelectChoice(m.code, m.name) for m in methods]
+    return form
+
+
+def _prefill(form: CheckoutForm) -> None:
+    """A signed-in shopper starts from their e-mail and default address."""
+    form.idempotency_key.data = form.idempotency_key.data or str(uuid.uuid4())
+    if form.shipping_method.data is None and form.shipping_method.choices:
+        form.shipping_method.data = form.shipping_method.choices[0].value
+    if not current_user.is_authenticated or form.email.data:
+        return
+    form.email.data = current_user.email
+    saved = accounts.addresses(get_session(), current_user)
+    if saved:
+        for name in accounts.ADDRESS_FIELDS:
+            getattr(form, name).data = getattr(saved[0], name)
+
+
+def _page(form, cart_view, status=200, error=None):
+    if form.idempotency_key.errors:
+        form.idempotency_key.data = str(uuid.uuid4())
+        error = error or "This form had expired. Please check it and place the order again."
+    session_ = get_session()
+    quote = checkout.quote(
+        session_,
+        cart_view.subtotal,
+        form.country.data or "US",
+        form.region.data or "",
+        form.shipping_method.data,
+    )
+    return render_template(
+        "checkout/page.html",
+        form=form,
+        cart=cart_view,
+        quote=quote,
+        error=error,
+        methods=checkout.shipping_methods(session_, form.country.data or "US"),
+        accept_js_url=current_app.config["ACCEPT_JS_URL"] or url_for("static", filename="js/accept-test.js"),
+    ), status
+
+
+@bp.get("")
+def page():
+    """The checkout page: contact, address, shipping, summary and card."""
+    _cart, cart_view = _cart_or_redirect()
+    if not cart_view.lines:
+        return redirect(url_for("cart.detail"), 303)
+    form = _form()
+    _prefill(form)
+    return _page(form, cart_view)
+
+
+@bp.get("/summary")
+def summary():
+    """The order summary for the chosen country, region and shipping method (HTMX swaps it in)."""
+    _cart, cart_view = _cart_or_redirect()
+    country = request.args.get("country", "US")
+    country = country if country in dict(COUNTRIES) else "US"
+    quote = checkout.quote(
+        get_session(),
+        cart_view.subtotal,
+        country,
+        request.args.get("region", "")[:80],
+        request.args.get("shipping_method"),
+    )
+    response = current_app.make_response(
+        render_template("checkout/_summary.html", cart=cart_view, quote=quote)
+    )
+    response.vary.add("HX-Request")
+    return response
+
+
+def shopper_key() -> str:
+    """Checkout's per-shopper limit key: the account, or the anonymous cart."""
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return f"cart:{session.get('cart_id', client_ip())}"
+
+
+@bp.post("")
+@limiter.limit(lambda: current_app.config["CHECKOUT_LIMIT_PER_IP"], key_func=client_ip, scope="checkout-ip")
+@limiter.limit(
+    lambda: current_app.config["CHECKOUT_LIMIT_PER_SHOPPER"], key_func=shopper_key, scope="checkout-shopper"
+)
+def place():
+    """Place the order: one short transaction, then the status page while the payment runs."""
+    cart, cart_view = _cart_or_redirect()
+    form = _form(request.form)
+    if "refresh" in request.form:  # the no-JavaScript way to update shipping and totals
+        form.validate()
+        return _page(form, cart_view)
+    if form.validate():
+        if form.dataDescriptor.data not in NONCE_DESCRIPTORS or not form.dataValue.data:
+            form.dataValue.errors.append("Enter your card details (card payments need JavaScript).")
+        elif len(form.dataValue.data) > 8192:
+            form.dataValue.errors.append("The card details could not be read. Please enter them again.")
+    if form.errors:
+        return _page(form, cart_view, 422)
+    existing = orders.by_idempotency_key(get_session(), form.idempotency_key.data)
+    if existing is not None:  # the same form again (double click, back and resubmit): the same order
+        return _to_status(existing)
+    _require_queue()
+    try:
+        email = accounts.normalize_email(form.email.data)
+    except accounts.AccountError as error:
+        form.email.errors.append(str(error))
+        return _page(form, cart_view, 422)
+    details = checkout.Details(
+        email=email,
+        full_name=form.full_name.data.strip(),
+        line1=form.line1.data.strip(),
+        line2=(form.line2.data or "").strip(),
+        city=form.city.data.strip(),
+        region=(form.region.data or "").strip(),
+        postal_code=form.postal_code.data.strip(),
+        country=form.country.data,
+        phone=(form.phone.data or "").strip(),
+        shipping_method=form.shipping_method.data,
+        idempotency_key=form.idempotency_key.data,
+        nonce_descriptor=form.dataDescriptor.data,
+        nonce_value=form.dataValue.data,
+        user_id=current_user.id if current_user.is_authenticated else None,
+    )
+    db = get_session()
+    hold = timedelta(minutes=current_app.config["ORDER_HOLD_MINUTES"])
+    try:
+        order = checkout.place_order(db, cart, cart_view, details, hold)
+        db.commit()
+    except checkout.CheckoutError as refused:
+        db.rollback()
+        return _page(form, carts.view(db, current_cart(), max_per_line()), 409, error=str(refused))
+    except IntegrityError:
+        db.rollback()  # the same key won a race from another submit: answer with that order
+        order = orders.by_idempotency_key(db, form.idempotency_key.data)
+        if order is None:
+            raise
+        return _to_status(order)
+    _remember_order(order.id)
+    session["cart_count"] = 0
+    # After the commit, so the worker always finds the order; if Redis fails right here, the sweep re-drives it.
+    try:
+        queues.enqueue(payment_jobs.finalize_order, order.id, queue="payments", timeout=_job_timeout())
+    except redis.RedisError:
+        current_app.logger.warning(
+            "order %s placed but not enqueued; the sweep will finalize it", order.number
+        )
+    return _to_status(order)
+
+
+def _job_timeout() -> int:
+    config = current_app.config
+    return int(2 * (config["AUTHNET_CONNECT_TIMEOUT"] + config["AUTHNET_READ_TIMEOUT"]) + 30)
+
+
+def _require_queue() -> None:
+    """Refuse up front when Redis is down (503 + Retry-After), so nothing is half made."""
+    if not current_app.config["REDIS_URL"]:
+        return
+    try:
+        redis_client().ping()
+    except redis.RedisError as error:
+        raise ServiceUnavailable(
+            description="Checkout is briefly unavailable. Nothing was charged; please try again in a moment.",
+            retry_after=5,
+        ) from error
+
+
+def _remember_order(order_id: int) -> None:
+    """This browser placed the order, so it may see it without an account."""
+    placed = [i for i in session.get("orders", []) if i != order_id][-(ORDERS_IN_SESSION - 1) :]
+    session["orders"] = [*placed, order_id]
+
+
+def _to_status(order):
+    target = url_for("orders.status", number=order.number)
+    if is_htmx():
+        response = current_app.make_response(("", 204))
+        response.headers["HX-Location"] = target
+        return response
+    return redirect(target, 303)

@@ -1,0 +1,159 @@
+"""Orders: the allowed status transitions, the timeline, visibility, and what each change does to stock.
+
+Stock is two-stage (as in Django Oscar): checkout reserves units; a paid order keeps them reserved; shipping
+consumes them from on_hand. Releasing and consuming touch variant rows in id order, like the reservation,
+so two transactions never wait on each other in opposite orders.
+"""
+
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from storefront.catalog.models import Variant
+from storefront.orders.models import Order, OrderEvent, OrderLine
+
+# Every status an order can be in, and where it may go from there. Anything else is refused.
+TRANSITIONS: dict[str, set[str]] = {
+    "pending_payment": {"paid", "payment_failed", "payment_review", "expired", "cancelled"},
+    "payment_review": {"paid", "payment_failed", "cancelled"},
+    "payment_failed": {"pending_payment", "expired", "cancelled"},
+    "paid": {"shipped", "cancelled", "refunded"},
+    "shipped": {"refunded"},
+    "expired": set(),
+    "cancelled": set(),
+    "refunded": set(),
+}
+LABELS = {
+    "pending_payment": "Confirming your payment",
+    "payment_review": "Payment under review",
+    "payment_failed": "Payment failed",
+    "paid": "Paid",
+    "shipped": "Shipped",
+    "expired": "Expired",
+    "cancelled": "Cancelled",
+    "refunded": "Refunded",
+}
+# Orders that hold reserved stock, and so count towards per-customer limits.
+HOLDING_STOCK = ("pending_payment", "payment_review", "payment_failed", "paid")
+SOLD = ("paid", "shipped")
+AWAITING_PAYMENT = ("pending_payment", "payment_review")
+NUMBER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class InvalidTransition(ValueError):
+    """An order was asked to move to a status its current one does not allow."""
+
+
+def new_number() -> str:
+    """A short, unguessable order number (also the gateway's invoice number, at most 20 characters)."""
+    return "SF-" + "".join(secrets.choice(NUMBER_ALPHABET) for _ in range(10))
+
+
+def add_event(session: Session, order: Order, kind: str, message: str = "", **data) -> None:
+    session.add(OrderEvent(order_id=order.id, kind=kind, message=message, data=data))
+
+
+def move(session: Session, order: Order, to: str, message: str = "", **data) -> bool:
+    """Move the order to a new status if nobody moved it first; refuse transitions the table forbids."""
+    if to not in TRANSITIONS[order.status]:
+        raise InvalidTransition(f"order {order.number} cannot go from {order.status} to {to}")
+    values = {"status": to, "updated_at": func.now()}
+    if to == "paid":
+        values["paid_at"] = datetime.now(UTC)
+    moved = session.execute(
+        update(Order).where(Order.id == order.id, Order.status == order.status).values(**values)
+    ).rowcount
+    if not moved:
+        session.refresh(order)
+        return False
+    add_event(
+        session,
+        order,
+        "status",
+        message or f"{LABELS[order.status]} → {LABELS[to]}",
+        **{"from": order.status, "to": to} | data,
+    )
+    session.refresh(order)
+    return True
+
+
+def release_stock(session: Session, order: Order) -> None:
+    """Give an unpaid order's reserved units back to the shelf."""
+    for line in sorted(order.lines, key=lambda line: line.variant_id):
+        session.execute(
+            update(Variant)
+            .where(Variant.id == line.variant_id)
+            .values(reserved=Variant.reserved - line.quantity)
+        )
+
+
+def consume_stock(session: Session, order: Order) -> None:
+    """Shipping: the reserved units leave the shelf for good."""
+    for line in sorted(order.lines, key=lambda line: line.variant_id):
+        session.execute(
+            update(Variant)
+            .where(Variant.id == line.variant_id)
+            .values(on_hand=Variant.on_hand - line.quantity, reserved=Variant.reserved - line.quantity)
+        )
+
+
+def get(session: Session, order_id: int) -> Order | None:
+    return session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
+
+
+def by_number(session: Session, number: str) -> Order | None:
+    return session.scalar(
+        select(Order)
+        .where(Order.number == number)
+        .options(selectinload(Order.lines), selectinload(Order.events))
+    )
+
+
+def by_idempotency_key(session: Session, key: str) -> Order | None:
+    return session.scalar(select(Order).where(Order.idempotency_key == key))
+
+
+def for_user(session: Session, user_id: int, limit: int = 50) -> list[Order]:
+    """A shopper's own orders, newest first."""
+    return list(
+        session.scalars(
+            select(Order)
+            .where(Order.user_id == user_id)
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .options(selectinload(Order.lines))
+            .limit(limit)
+        )
+    )
+
+
+def units_bought(session: Session, variant_id: int, user_id: int | None, email: str) -> int:
+    """Units of a variant in this customer's orders that hold stock or are paid (for per-customer limits)."""
+    who = Order.email == email if user_id is None else (Order.user_id == user_id) | (Order.email == email)
+    return session.scalar(
+        select(func.coalesce(func.sum(OrderLine.quantity), 0))
+        .join(Order)
+        .where(OrderLine.variant_id == variant_id, Order.status.in_(HOLDING_STOCK), who)
+    )
+
+
+def units_sold(session: Session, variant_id: int) -> int:
+    """Units of a variant in paid or shipped orders."""
+    return session.scalar(
+        select(func.coalesce(func.sum(OrderLine.quantity), 0))
+        .join(Order)
+        .where(OrderLine.variant_id == variant_id, Order.status.in_(SOLD))
+    )
+
+
+def expired_holds(session: Session, now: datetime, limit: int = 200) -> list[int]:
+    """Unpaid orders whose reservation time is up (payment state is checked by the caller)."""
+    return list(
+        session.scalars(
+            select(Order.id)
+            .where(Order.status.in_(("pending_payment", "payment_failed")), Order.expires_at < now)
+            .order_by(Order.id)
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,59 @@
+"""Authorize.Net webhooks: verify the signature on the raw body, ignore repeats, enqueue a reconcile."""
+
+import hashlib
+import hmac
+import json
+
+from flask import Blueprint, abort, current_app, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from jobs import payments as payment_jobs
+from storefront import queues
+from storefront.db import get_session
+from storefront.extensions import csrf
+from storefront.payments.models import PaymentAttempt, WebhookEvent
+
+bp = Blueprint("payments", __name__)
+
+
+def signature_valid(body: bytes, header: str, key: str) -> bool:
+    """X-ANET-Signature is sha512=<HEX>: an HMAC-SHA512 of the raw body, keyed with the signature key's text."""
+    if not key or not header.lower().startswith("sha512="):
+        return False
+    expected = hmac.new(key.encode(), body, hashlib.sha512).hexdigest()
+    return hmac.compare_digest(expected.upper(), header[7:].strip().upper())
+
+
+@bp.post("/payments/webhooks/authorizenet")
+@csrf.exempt  # authenticated by its HMAC signature instead
+def authorizenet_webhook():
+    """Accept a payment event: each is a hint, so re-read the truth from the gateway in a job."""
+    body = request.get_data(cache=False)
+    if not signature_valid(
+        body, request.headers.get("X-ANET-Signature", ""), current_app.config["AUTHNET_SIGNATURE_KEY"]
+    ):
+        abort(401, description="Bad signature.")
+    try:
+        event = json.loads(body)
+        notification_id = str(event["notificationId"])[:64]
+        event_type = str(event.get("eventType", ""))[:80]
+        trans_id = str((event.get("payload") or {}).get("id", ""))[:20]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        abort(400, description="Not an Authorize.Net event.")
+    db = get_session()
+    # Looked up before the commit: after it, nothing may hold a transaction open while the job is enqueued.
+    attempt_id = (
+        db.scalar(select(PaymentAttempt.id).where(PaymentAttempt.trans_id == trans_id)) if trans_id else None
+    )
+    db.add(
+        WebhookEvent(notification_id=notification_id, event_type=event_type, trans_id=trans_id, payload=event)
+    )
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        return {"status": "duplicate"}, 200  # a repeat: already handled
+    if attempt_id is not None:
+        queues.enqueue(payment_jobs.check_payment, attempt_id, queue="payments")
+    return {"status": "accepted"}, 200
