@@ -61,6 +61,7 @@ def configure_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from storefront.accounts.views import bp as accounts_bp
+    from storefront.admin import bp as admin_bp
     from storefront.cart.views import bp as cart_bp
     from storefront.catalog.views import bp as catalog_bp
     from storefront.checkout.views import bp as checkout_bp
@@ -73,6 +74,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(checkout_bp, url_prefix="/checkout")
     app.register_blueprint(orders_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(admin_bp, url_prefix="/admin")
 
 
 def configure_media(app: Flask) -> None:
@@ -87,5 +89,5 @@ def configure_media(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     from storefront import cli
 
-    for command in (cli.seed_demo, cli.stock, cli.lockouts, cli.unlock, cli.sweep):
+    for command in (cli.seed_demo, cli.stock, cli.lockouts, cli.unlock, cli.sweep, cli.create_staff):
         app.cli.add_command(command)

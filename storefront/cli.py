@@ -88,3 +88,29 @@ def sweep() -> None:
 
     for task in SWEEPS:
         click.echo(json.dumps({"sweep": task.__name__, "result": task()}))
+
+
+@click.command("create-staff")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["staff", "admin"]), default="staff", show_default=True)
+@click.password_option(help="The password (asked twice when not given).")
+@with_appcontext
+def create_staff(email: str, role: str, password: str) -> None:
+    """Create a staff or admin account, or give an existing account that role."""
+    from storefront.accounts import services as accounts
+
+    session = get_session()
+    try:
+        address = accounts.normalize_email(email)
+    except accounts.AccountError as error:
+        raise click.ClickException(str(error)) from error
+    problem = accounts.password_problem(password, address)
+    if problem:
+        raise click.ClickException(problem)
+    user, created = accounts.register(session, address, password)
+    if not created:
+        accounts.set_password(user, password)
+    user.role = role
+    accounts.mark_verified(user)
+    session.commit()
+    click.echo(f"{'created' if created else 'updated'} {role} {address}")

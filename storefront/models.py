@@ -1,8 +1,9 @@
 """Every domain's models, imported so Base.metadata is complete for Alembic and tests."""
 
-from storefront.accounts.models import Address, LoginAttempt, User
+from storefront.accounts.models import Address, LoginAttempt, RecoveryCode, User
+from storefront.admin.models import AuditEntry
 from storefront.cart.models import Cart, CartLine
-from storefront.catalog.models import Category, Product, ProductImage, Variant
+from storefront.catalog.models import Category, Product, ProductImage, Sale, SaleItem, StockMovement, Variant
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import Base
 from storefront.orders.models import Order, OrderEvent, OrderLine
@@ -10,6 +11,7 @@ from storefront.payments.models import PaymentAttempt, WebhookEvent
 
 __all__ = [
     "Address",
+    "AuditEntry",
     "Base",
     "Cart",
     "CartLine",
@@ -21,7 +23,11 @@ __all__ = [
     "PaymentAttempt",
     "Product",
     "ProductImage",
+    "RecoveryCode",
+    "Sale",
+    "SaleItem",
     "ShippingMethod",
+    "StockMovement",
     "TaxRate",
     "User",
     "Variant",

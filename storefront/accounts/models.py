@@ -28,6 +28,9 @@ class User(UserMixin, Base):
     email_verified_at: Mapped[datetime | None]
     # Part of the login cookie: changing it (password change or reset) signs out every other session.
     session_token: Mapped[str] = mapped_column(String(32), default=new_session_token)
+    # Second factor (TOTP, RFC 6238); required for admins, offered to staff.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     addresses: Mapped[list["Address"]] = relationship(
@@ -80,3 +83,14 @@ class LoginAttempt(Base):
         Index("ix_login_attempts_email_created_at", "email", "created_at"),
         Index("ix_login_attempts_created_at", "created_at"),
     )
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for the authenticator app; only its hash is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None]

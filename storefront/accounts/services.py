@@ -1,20 +1,24 @@
 """Accounts: registration, authentication, password rules and reset tokens, lockout, address book."""
 
 import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pyotp
+import qrcode
+import qrcode.image.svg
 import redis
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from storefront.accounts.models import Address, LoginAttempt, User, new_session_token
+from storefront.accounts.models import Address, LoginAttempt, RecoveryCode, User, new_session_token
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 128
@@ -281,3 +285,72 @@ def delete_address(session: Session, user: User, address: Address) -> None:
     remaining = addresses(session, user)
     if was_default and remaining:
         remaining[0].is_default = True
+
+
+# --- second factor (TOTP) and recovery codes -----------------------------------------------------
+
+RECOVERY_CODES = 10
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def totp_uri(email: str, secret: str, issuer: str = "Storefront") -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
+
+
+def totp_qr_svg(uri: str) -> str:
+    """The enrolment QR code as inline SVG (drawn here: no image service sees the secret)."""
+    image = qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    return image.to_string(encoding="unicode")
+
+
+def totp_step(secret: str, code: str, now: float) -> int | None:
+    """The time step a 6-digit code is valid for (allowing one step of clock drift), or None."""
+    code = code.replace(" ", "")
+    if not code.isdigit() or len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    for drift in (0, -1, 1):
+        at = now + drift * totp.interval
+        if hmac.compare_digest(totp.at(at), code):
+            return int(at // totp.interval)
+    return None
+
+
+def _recovery_hash(code: str) -> str:
+    return hashlib.sha256(code.replace("-", "").replace(" ", "").lower().encode()).hexdigest()
+
+
+def enable_totp(session: Session, user: User, secret: str) -> list[str]:
+    """Turn the second factor on and return fresh recovery codes (shown once; only hashes are kept)."""
+    user.totp_secret = secret
+    user.totp_enabled_at = datetime.now(UTC)
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes = [f"{secrets.token_hex(3)}-{secrets.token_hex(3)}" for _ in range(RECOVERY_CODES)]
+    session.add_all(RecoveryCode(user_id=user.id, code_hash=_recovery_hash(code)) for code in codes)
+    session.flush()
+    return codes
+
+
+def use_recovery_code(session: Session, user: User, code: str) -> bool:
+    """Spend one unused recovery code; a used or unknown one is refused."""
+    spent = session.execute(
+        update(RecoveryCode)
+        .where(
+            RecoveryCode.user_id == user.id,
+            RecoveryCode.code_hash == _recovery_hash(code),
+            RecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=func.now())
+    ).rowcount
+    return bool(spent)
+
+
+def recovery_codes_left(session: Session, user: User) -> int:
+    return session.scalar(
+        select(func.count(RecoveryCode.id)).where(
+            RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
+        )
+    )

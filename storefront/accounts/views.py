@@ -336,11 +336,92 @@ def login_post():
         queues.enqueue(emails.send_verification, user.id, retry=queues.EMAIL_RETRY)
         form.email.errors.append("Please confirm your e-mail address first: we have sent you a new link.")
         return form_page("accounts/login.html", form)
+    if user.totp_enabled_at is not None:
+        # The password was right; the session holds only a pending login until the second factor is given.
+        accounts.record_attempt(db, email, ip, agent, "password_ok")
+        db.commit()
+        renew_session()
+        session["pending_login"] = {
+            "user": user.id,
+            "token": user.session_token,
+            "remember": bool(form.remember.data),
+            "next": safe_next(form.next.data) or "",
+            "since": clock.now(),
+        }
+        return redirect(url_for(".second_factor"), 303)
     accounts.record_attempt(db, email, ip, agent, "success")
     renew_session()
     login_user(user, remember=form.remember.data)
     db.commit()
     return redirect(safe_next(form.next.data) or url_for(".account"), 303)
+
+
+PENDING_LOGIN_SECONDS = 300
+
+
+class SecondFactorForm(FlaskForm):
+    code = StringField(
+        "Code from your authenticator app, or a recovery code",
+        validators=[DataRequired(), Length(max=32)],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True},
+    )
+
+
+def _pending_user():
+    pending = session.get("pending_login")
+    if not pending or clock.now() - pending.get("since", 0) > PENDING_LOGIN_SECONDS:
+        session.pop("pending_login", None)
+        return None, None
+    user = get_session().get(accounts.User, pending["user"])
+    if user is None or user.session_token != pending["token"] or user.totp_enabled_at is None:
+        return None, None
+    return user, pending
+
+
+@bp.get("/login/verify")
+def second_factor():
+    """The second step of a staff sign-in: the authenticator code."""
+    user, _pending = _pending_user()
+    if user is None:
+        return redirect(url_for(".login"), 303)
+    return render_template("accounts/second_factor.html", form=SecondFactorForm())
+
+
+@bp.post("/login/verify")
+@limit("LOGIN_LIMIT_PER_IP")
+def second_factor_post():
+    """Check the TOTP or a recovery code (each usable once), behind the same lockout as the password."""
+    user, pending = _pending_user()
+    if user is None:
+        return redirect(url_for(".login"), 303)
+    form = SecondFactorForm()
+    if not form.validate():
+        return form_page("accounts/second_factor.html", form)
+    ip, agent, now = client_ip(), request.user_agent.string, clock.now()
+    db = get_session()
+    guard = lockout()
+    lock = guard.current_lock(user.email, ip, now)
+    if lock is not None:
+        raise locked_out(lock)
+    code = form.code.data.strip()
+    step = accounts.totp_step(user.totp_secret, code, now)
+    # A code is good once: remember its time step so a watched code cannot be replayed.
+    fresh = step is not None and redis_client().set(f"totp:used:{user.id}:{step}", 1, nx=True, ex=120)
+    if not fresh and not accounts.use_recovery_code(db, user, code):
+        accounts.record_attempt(db, user.email, ip, agent, "second_factor_failed")
+        db.commit()
+        lock = guard.register_failure(user.email, ip, now)
+        if lock is not None:
+            raise locked_out(lock)
+        form.code.errors.append("That code is not right, or was already used.")
+        return form_page("accounts/second_factor.html", form)
+    accounts.record_attempt(db, user.email, ip, agent, "success")
+    guard.register_success(user.email, ip)
+    renew_session()
+    login_user(user, remember=pending["remember"])
+    session["second_factor"] = user.session_token
+    db.commit()
+    return redirect(pending["next"] or url_for("admin.dashboard"), 303)
 
 
 @bp.post("/logout")

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    UniqueConstraint,
     func,
     literal_column,
 )
@@ -115,3 +116,51 @@ class ProductImage(Base):
     position: Mapped[int] = mapped_column(default=0)
 
     product: Mapped[Product] = relationship(back_populates="images")
+
+
+class StockMovement(Base):
+    """One line of a variant's stock ledger: why on_hand changed, by how much, and who changed it."""
+
+    __tablename__ = "stock_movements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), index=True)
+    delta: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(24))  # received | damaged | recount | shipped | returned
+    note: Mapped[str] = mapped_column(String(255), default="")
+    on_hand_after: Mapped[int]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
+
+
+class Sale(Base):
+    """A scheduled drop: its variants sell at a sale price between starts_at and ends_at, and not outside."""
+
+    __tablename__ = "sales"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    per_customer_limit: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    items: Mapped[list["SaleItem"]] = relationship(back_populates="sale", cascade="all, delete-orphan")
+
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+
+
+class SaleItem(Base):
+    __tablename__ = "sale_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sale_id: Mapped[int] = mapped_column(ForeignKey("sales.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), index=True)
+    sale_price: Mapped[Decimal]
+
+    sale: Mapped[Sale] = relationship(back_populates="items")
+
+    __table_args__ = (
+        UniqueConstraint("sale_id", "variant_id", name="uq_sale_items_sale_variant"),
+        CheckConstraint("sale_price >= 0", name="sale_price_not_negative"),
+    )

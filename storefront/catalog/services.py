@@ -180,3 +180,18 @@ def product_for_variant(session: Session, variant_id: int) -> Product | None:
         .where(Product.id == product_id, Product.is_active)
         .options(joinedload(Product.category), selectinload(Product.variants), selectinload(Product.images))
     )
+
+
+def low_stock(session: Session, threshold: int, limit: int = 20) -> list[Variant]:
+    """Variants of active products with at most `threshold` units available, fewest first."""
+    available = Variant.on_hand - Variant.reserved
+    return list(
+        session.scalars(
+            select(Variant)
+            .join(Product)
+            .where(Product.is_active, available <= threshold)
+            .order_by(available, Variant.id)
+            .options(joinedload(Variant.product))
+            .limit(limit)
+        )
+    )

@@ -38,6 +38,8 @@ class Order(Base):
     expires_at: Mapped[datetime]
     paid_at: Mapped[datetime | None]
     payment_message: Mapped[str] = mapped_column(String(255), default="")
+    tracking_number: Mapped[str] = mapped_column(String(64), default="")
+    shipped_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 

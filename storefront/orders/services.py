@@ -157,3 +157,39 @@ def expired_holds(session: Session, now: datetime, limit: int = 200) -> list[int
             .limit(limit)
         )
     )
+
+
+def day_summary(session: Session, since: datetime) -> dict:
+    """Orders placed since `since`: how many, by status, and the revenue of those paid or shipped."""
+    by_status = dict(
+        session.execute(
+            select(Order.status, func.count(Order.id)).where(Order.created_at >= since).group_by(Order.status)
+        )
+        .tuples()
+        .all()
+    )
+    revenue = session.scalar(
+        select(func.coalesce(func.sum(Order.total), 0)).where(
+            Order.created_at >= since, Order.status.in_(SOLD)
+        )
+    )
+    return {
+        "orders": sum(by_status.values()),
+        "by_status": by_status,
+        "revenue": revenue,
+        "paid": sum(by_status.get(status, 0) for status in SOLD),
+    }
+
+
+def per_minute(session: Session, since: datetime) -> dict[str, int]:
+    """Orders placed per minute since `since`, keyed "HH:MM" (UTC), counted by the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        minute = func.to_char(func.date_trunc("minute", func.timezone("UTC", Order.created_at)), "HH24:MI")
+    else:
+        minute = func.strftime("%H:%M", Order.created_at)
+    rows = session.execute(
+        select(minute.label("minute"), func.count(Order.id))
+        .where(Order.created_at >= since)
+        .group_by("minute")
+    ).tuples()
+    return {label: count for label, count in rows}
