@@ -74,3 +74,24 @@ def send_order_confirmation(order_id: int) -> None:
             link=link,
         )
     )
+
+
+@job
+def send_shipping_confirmation(order_id: int) -> None:
+    """Tell the customer the order is on its way: the tracking number and a link to the order."""
+    from storefront.orders import services as orders
+    from storefront.orders.views import view_key
+
+    order = orders.get(get_session(), order_id)
+    if order is None or order.status != "shipped" or not order.tracking_number:
+        return
+    link = mail.external_url("orders.status", number=order.number, key=view_key(order))
+    mail.send(
+        mail.compose(
+            order.email,
+            f"Your Storefront order {order.number} is on its way",
+            "emails/shipped.txt",
+            order=order,
+            link=link,
+        )
+    )

@@ -11,7 +11,14 @@ from flask import current_app
 from sqlalchemy import delete, select
 
 from jobs import job
-from jobs.payments import check_payment, finalize_order, reconcile_charge
+from jobs.payments import (
+    capture_payment,
+    check_payment,
+    finalize_order,
+    reconcile_charge,
+    refund_payment,
+    void_payment,
+)
 from storefront import queues
 from storefront.cart.models import Cart
 from storefront.db import get_session
@@ -69,6 +76,22 @@ def reconcile_uncertain_payments() -> int:
     return len(attempt_ids)
 
 
+FOLLOW_UP_JOBS = {"capture": capture_payment, "void": void_payment, "refund": refund_payment}
+
+
+@job
+def redrive_payment_operations() -> int:
+    """Enqueue again the staff's captures, voids and refunds whose job was lost or whose answer was."""
+    session = get_session()
+    now = datetime.now(UTC)
+    stale = now - timedelta(seconds=2 * current_app.config["AUTHNET_READ_TIMEOUT"] + 5)
+    pending = payments.follow_ups_to_redrive(session, now - LOST_AFTER, stale)
+    session.commit()
+    for attempt_id, kind in pending:
+        queues.enqueue(FOLLOW_UP_JOBS[kind], attempt_id, queue="payments")
+    return len(pending)
+
+
 @job
 def recheck_held_payments() -> int:
     """Ask the gateway again about charges held for review (in case a webhook never came)."""
@@ -100,6 +123,7 @@ SWEEPS = (
     release_expired_reservations,
     redrive_lost_orders,
     reconcile_uncertain_payments,
+    redrive_payment_operations,
     recheck_held_payments,
     purge_abandoned_carts,
 )

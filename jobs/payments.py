@@ -99,8 +99,7 @@ def _send(attempt_id: int) -> str:
         email=order.email,
         customer_id=f"U{order.user_id}" if order.user_id else "",
         name=order.ship_name,
-        zip_code=order.ship_postal_code,
-        country=order.ship_country,
+        # No billing ZIP of our own: Accept.js put the one the shopper typed into the nonce, for AVS.
     )
     if result.duplicate and result.trans_id:
         # The gateway already has this charge (a resend); its record says how it ended.
@@ -163,4 +162,173 @@ def check_payment(attempt_id: int) -> str:
     outcome = payments.record_from_gateway(session, order, attempt, txn)
     session.commit()
     _after(order.id, attempt.id, outcome)
+    return outcome
+
+
+# --- staff operations: capture, void and refund -----------------------------------------------------
+# Each runs like finalize_order: claim the recorded attempt (created → sending) and commit, call the gateway
+# with no transaction open, then lock the order and record the answer. An answer that never came is not
+# resent blindly: a refund is looked up by its own invoice number, a capture or void by the charge's record
+# (and resending those is harmless anyway: 311 already captured, 310 already voided).
+
+
+@job
+def capture_payment(attempt_id: int) -> str:
+    """Capture an authorization staff asked for, once; returns what happened."""
+    return _follow_up(attempt_id, "capture")
+
+
+@job
+def void_payment(attempt_id: int) -> str:
+    """Void a payment once; if it has settled meanwhile, refund what is left instead."""
+    return _follow_up(attempt_id, "void")
+
+
+@job
+def refund_payment(attempt_id: int) -> str:
+    """Send one refund exactly once; before settlement a full refund becomes a void."""
+    return _follow_up(attempt_id, "refund")
+
+
+FOLLOW_UP_JOBS = {"capture": capture_payment, "void": void_payment, "refund": refund_payment}
+
+
+def _auth_only() -> bool:
+    return current_app.config["PAYMENT_CAPTURE"] != "auth_capture"  # as finalize_order decides
+
+
+def _follow_up(attempt_id: int, kind: str) -> str:
+    session = get_session()
+    attempt = session.get(PaymentAttempt, attempt_id)
+    if attempt is None or attempt.kind != kind:
+        session.commit()
+        return "no such attempt"
+    was = attempt.status
+    if was not in payments.PENDING or not payments.claim(session, attempt, stale_before=_stale_before()):
+        session.commit()
+        return "already handled"
+    session.commit()  # on record as sending before anything leaves this process
+    if was == "created":
+        return _send_follow_up(attempt_id)
+    # It was sent before (or may have been) and the answer was lost: look before sending again.
+    return _reconcile_follow_up(attempt_id)
+
+
+def _send_follow_up(attempt_id: int) -> str:
+    """Call the gateway for a claimed capture, void or refund (no transaction open) and record the answer."""
+    session = get_session()
+    attempt = session.get(PaymentAttempt, attempt_id)
+    session.commit()
+    gateway = get_gateway()
+    ref_id = f"A{attempt.id}-{attempt.tries}"
+    if attempt.kind == "capture":
+        result = gateway.capture(attempt.ref_trans_id, attempt.amount, ref_id)
+    elif attempt.kind == "void":
+        result = gateway.void(attempt.ref_trans_id, ref_id)
+    else:
+        result = gateway.refund(
+            attempt.ref_trans_id, attempt.amount, attempt.account[-4:], attempt.invoice_number, ref_id
+        )
+    if attempt.kind == "refund" and result.duplicate:
+        # A resent refund inside its duplicate window: the gateway names the original; its record decides.
+        return _record_follow_up(attempt_id, _original_refund(gateway, result.trans_id))
+    if attempt.kind == "void" and result.outcome in ("declined", "error"):
+        # Why was the void refused? Already voided is success; settled means a refund must do it.
+        try:
+            txn = gateway.transaction(attempt.ref_trans_id)
+        except GatewayUnavailable:
+            return _record_follow_up(
+                attempt_id, Result("unknown", message="Void refused; gateway unavailable")
+            )
+        state = payments.follow_up_state("void", txn.status if txn else "")
+        if state == "done":
+            return _record_follow_up(
+                attempt_id, Result("approved", trans_id=attempt.ref_trans_id, reason_code="310")
+            )
+        return _record_follow_up(attempt_id, result, settled=state == "fall_back")
+    return _record_follow_up(attempt_id, result)
+
+
+def _original_refund(gateway, trans_id: str) -> Result:
+    """The refund a duplicate answer points at; unknown (so reconciled by invoice) if it cannot be read."""
+    try:
+        txn = gateway.transaction(trans_id) if trans_id else None
+    except GatewayUnavailable:
+        txn = None
+    if txn is not None and txn.status in payments.REFUNDED:
+        return Result(
+            "approved", trans_id=txn.trans_id, message="Found on the gateway (a repeat of this refund)"
+        )
+    return Result("unknown", message="A repeat of a refund we could not read back")
+
+
+def _reconcile_follow_up(attempt_id: int) -> str:
+    """Find out whether a capture, void or refund whose answer was lost went through, and finish it."""
+    session = get_session()
+    attempt = session.get(PaymentAttempt, attempt_id)
+    session.commit()
+    gateway = get_gateway()
+    try:
+        if attempt.kind == "refund":
+            found = [t for t in gateway.find_by_invoice(attempt.invoice_number) if t.amount == attempt.amount]
+            if found:
+                return _record_follow_up(
+                    attempt_id,
+                    Result(
+                        "approved",
+                        trans_id=found[0].trans_id,
+                        message="Found on the gateway by invoice number",
+                    ),
+                )
+            if datetime.now(UTC) - attempt.created_at > payments.REFUND_RESEND_WITHIN:
+                # Past the duplicate window a resend could refund twice, and a settled refund is no longer
+                # on the unsettled list: a person has to look.
+                return _record_follow_up(
+                    attempt_id,
+                    Result(
+                        "error",
+                        message=f"Not confirmed. Look for invoice {attempt.invoice_number} at the gateway "
+                        "before refunding again.",
+                    ),
+                )
+            # Not on the books: it never arrived. The resend has the same invoice number and amount, so even
+            # a late arrival of the first one would be answered as a duplicate, not refunded twice.
+            return _send_follow_up(attempt_id)
+        txn = gateway.transaction(attempt.ref_trans_id)
+    except GatewayUnavailable:
+        return _record_follow_up(attempt_id, Result("unknown", message="The gateway did not answer"))
+    status = txn.status if txn else "not found"
+    state = payments.follow_up_state(attempt.kind, status)
+    if state == "resend":
+        return _send_follow_up(attempt_id)
+    if state == "done":
+        return _record_follow_up(
+            attempt_id,
+            Result("approved", trans_id=attempt.ref_trans_id, message=f"The gateway shows it {status}"),
+        )
+    return _record_follow_up(
+        attempt_id,
+        Result("error", message=f"The gateway shows the payment as {status}"),
+        settled=state == "fall_back",
+    )
+
+
+def _record_follow_up(attempt_id: int, result: Result, settled: bool = False) -> str:
+    """Lock the order, record the answer, commit; then send a replacement or schedule another look."""
+    session = get_session()
+    attempt = session.get(PaymentAttempt, attempt_id)
+    order = orders.lock_id(session, attempt.order_id)
+    session.refresh(attempt)
+    if attempt.status != "sending":
+        # Another worker took a silent attempt over and has recorded it already.
+        session.commit()
+        return "already handled"
+    outcome, replacement = payments.record_follow_up(session, order, attempt, result, _auth_only(), settled)
+    session.commit()
+    if replacement is not None:
+        queues.enqueue(FOLLOW_UP_JOBS[replacement.kind], replacement.id, queue="payments")
+    elif outcome == "unknown":
+        queues.enqueue_in(
+            payments.retry_delay(attempt.tries), FOLLOW_UP_JOBS[attempt.kind], attempt.id, queue="payments"
+        )
     return outcome

@@ -84,6 +84,8 @@ def load_config(instance_path: str) -> dict:
         # Only this many proxies in front of us may set X-Forwarded-For; 0 trusts none.
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "MEDIA_FOLDER": os.environ.get("MEDIA_FOLDER") or str(instance / "media"),
+        # Product image uploads over this are refused; the upload route sizes its request cap to fit.
+        "MAX_IMAGE_BYTES": int(os.environ.get("MAX_IMAGE_BYTES", str(2 * 1024 * 1024))),
         "PAGE_SIZE": int(os.environ.get("PAGE_SIZE", "24")),
         "LOW_STOCK_THRESHOLD": int(os.environ.get("LOW_STOCK_THRESHOLD", "10")),
         "STOCK_POLL_SECONDS": int(os.environ.get("STOCK_POLL_SECONDS", "5")),

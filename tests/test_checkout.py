@@ -182,6 +182,9 @@ def test_totals_follow_destination_and_method(client, session, necklace):
     assert "$12.95" in express and "$2.40" in express and "$75.35" in express
     britain = client.get("/checkout/summary?country=GB&shipping_method=standard").get_data(as_text=True)
     assert "International" in britain and "VAT" in britain and "$12.00" in britain
+    # The methods on offer change with the country, swapped in out of band.
+    assert 'id="shipping-methods" hx-swap-oob="true"' in britain and 'value="international"' in britain
+    assert 'value="standard"' not in britain
 
 
 def test_refresh_button_recalculates_without_placing(client, session, necklace):

@@ -38,11 +38,11 @@ def big_shop(session):
 @pytest.mark.parametrize(
     ("url", "limit"),
     [
-        ("/", 3),  # featured products, their images, categories
+        ("/", 5),  # products in a running sale, featured products, images of each, categories
         ("/products", 3),  # categories, one page of products, their images
         ("/categories/lots?sort=price_desc&in_stock=y", 4),  # + the category
         ("/search?q=gold", 3),
-        ("/products/{slug}", 3),  # product with category, variants, images
+        ("/products/{slug}", 4),  # product with category, variants, images; running sale prices
         ("/products/{slug}/stock", 1),
     ],
 )

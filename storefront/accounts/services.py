@@ -354,3 +354,59 @@ def recovery_codes_left(session: Session, user: User) -> int:
             RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)
         )
     )
+
+
+# --- staff: customers ---
+
+
+def _like(text: str) -> str:
+    """Typed text matched literally inside a LIKE pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_users(session: Session, q: str, page: int, per_page: int = 50) -> tuple[list[User], bool]:
+    """Accounts whose e-mail contains `q` (all of them when empty), newest first, and whether there are more."""
+    stmt = select(User)
+    if q.strip():
+        stmt = stmt.where(User.email.ilike(f"%{_like(q.strip().lower())}%", escape="\\"))
+    rows = list(
+        session.scalars(
+            stmt.order_by(User.created_at.desc(), User.id.desc())
+            .limit(per_page + 1)
+            .offset((page - 1) * per_page)
+        )
+    )
+    return rows[:per_page], len(rows) > per_page
+
+
+def set_disabled(user: User, disabled: bool) -> None:
+    """Disable or enable an account. Either way its session token changes, so every browser and remembered
+    cookie signed in as it is signed out at its next request."""
+    user.is_disabled = disabled
+    user.session_token = new_session_token()
+
+
+def login_attempts(session: Session, email: str, limit: int = 50) -> list[LoginAttempt]:
+    """The latest sign-in attempts with this e-mail, newest first."""
+    return list(
+        session.scalars(
+            select(LoginAttempt)
+            .where(LoginAttempt.email == email)
+            .order_by(LoginAttempt.created_at.desc(), LoginAttempt.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def locks_for(lockout: Lockout, email: str, now: float) -> list[Lock]:
+    """The lockouts in force on this account, from any IP."""
+    return [lock for lock in lockout.active_locks(now) if lock.email == email]
+
+
+def lift_ip_lock(lockout: Lockout, ip: str) -> bool:
+    """Lift the lock on one IP across all accounts (Lockout.unlock lifts an account's locks)."""
+    key = _key("lock", ANY_ACCOUNT, ip)
+    found = bool(lockout.redis.hexists(LOCK_INDEX, key))
+    lockout.redis.delete(key, _key("failures", ANY_ACCOUNT, ip))
+    lockout.redis.hdel(LOCK_INDEX, key)
+    return found

@@ -67,4 +67,14 @@ def admin_only(view):
     return wrapper
 
 
-from storefront.admin import audit, dashboard, two_factor  # noqa: E402, F401  (their routes join bp)
+from storefront.admin import (  # noqa: E402, F401  (their routes join bp; menu order follows)
+    audit,
+    customers,
+    dashboard,
+    jobs,
+    orders,
+    products,
+    sales,
+    stock,
+    two_factor,
+)

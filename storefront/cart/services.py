@@ -4,12 +4,14 @@ Stock shown here is a hint; checkout reserves it for real. Prices and totals alw
 """
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
 from storefront.cart.models import Cart, CartLine
+from storefront.catalog import services as catalog
 from storefront.catalog.models import Product, Variant
 
 
@@ -25,6 +27,7 @@ class LineView:
     unit_price: Decimal
     total: Decimal
     max_quantity: int
+    per_customer_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,22 +153,35 @@ def view(session: Session, cart: Cart | None, max_per_line: int) -> CartView:
         .order_by(CartLine.id)
         .options(joinedload(CartLine.variant).joinedload(Variant.product).selectinload(Product.images))
     ).all()
-    views = [
-        LineView(
-            line=line,
-            variant=line.variant,
-            product=line.variant.product,
-            unit_price=line.variant.price,
-            total=line.variant.price * line.quantity,
-            max_quantity=max(1, min(max_per_line, line.variant.available)),
+    # A running sale's price wins: prices always come from the catalog at this moment, never the browser.
+    on_sale = catalog.sale_prices(session, [line.variant_id for line in lines], datetime.now(UTC))
+    views = []
+    for line in lines:
+        sale = on_sale.get(line.variant_id)
+        price = sale.price if sale else line.variant.price
+        views.append(
+            LineView(
+                line=line,
+                variant=line.variant,
+                product=line.variant.product,
+                unit_price=price,
+                total=price * line.quantity,
+                max_quantity=max(1, min(max_per_line, line.variant.available)),
+                per_customer_limit=_tighter(
+                    line.variant.per_customer_limit, sale.per_customer_limit if sale else None
+                ),
+            )
         )
-        for line in lines
-    ]
     return CartView(
         lines=views,
         count=sum(v.line.quantity for v in views),
         subtotal=sum((v.total for v in views), Decimal("0.00")),
     )
+
+
+def _tighter(*limits: int | None) -> int | None:
+    present = [limit for limit in limits if limit is not None]
+    return min(present) if present else None
 
 
 def _touch(cart: Cart) -> None:

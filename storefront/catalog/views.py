@@ -1,5 +1,7 @@
 """Shopper-facing catalog pages: home, listings, search, product, and the live stock fragment."""
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from wtforms import BooleanField, DecimalField, Form, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
@@ -110,6 +112,7 @@ def home():
     session = get_session()
     return render_template(
         "catalog/home.html",
+        drop=catalog.running_sale_products(session, datetime.now(UTC)),
         featured=catalog.featured_products(session),
         categories=catalog.list_categories(session),
     )
@@ -139,10 +142,12 @@ def search():
 @bp.get("/products/<slug>")
 def product(slug: str):
     """The product page: images, description, variants with price and stock."""
-    found = catalog.get_product(get_session(), slug)
+    session = get_session()
+    found = catalog.get_product(session, slug)
     if found is None:
         abort(404)
-    return render_template("catalog/product.html", product=found)
+    prices = catalog.sale_prices(session, [v.id for v in found.variants], datetime.now(UTC))
+    return render_template("catalog/product.html", product=found, sale_prices=prices)
 
 
 @bp.get("/products/<slug>/stock")

@@ -114,7 +114,7 @@ def quote(session: Session, subtotal: Decimal, country: str, region: str, method
 
 def _check_limits(session: Session, cart_view: CartView, user_id: int | None, email: str) -> None:
     for line in cart_view.lines:
-        limit = line.variant.per_customer_limit
+        limit = line.per_customer_limit  # the variant's own, or a running sale's if that is tighter
         if limit is None:
             continue
         bought = orders.units_bought(session, line.variant.id, user_id, email)

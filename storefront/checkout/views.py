@@ -44,7 +44,7 @@ class CheckoutForm(AddressForm):
     dataValue = HiddenField()
 
 
-def _cart_or_redirect():
+def _cart_and_view():
     cart = current_cart()
     cart_view = carts.view(get_session(), cart, max_per_line())
     return cart, cart_view
@@ -97,7 +97,7 @@ def _page(form, cart_view, status=200, error=None):
 @bp.get("")
 def page():
     """The checkout page: contact, address, shipping, summary and card."""
-    _cart, cart_view = _cart_or_redirect()
+    _cart, cart_view = _cart_and_view()
     if not cart_view.lines:
         return redirect(url_for("cart.detail"), 303)
     form = _form()
@@ -108,7 +108,7 @@ def page():
 @bp.get("/summary")
 def summary():
     """The order summary for the chosen country, region and shipping method (HTMX swaps it in)."""
-    _cart, cart_view = _cart_or_redirect()
+    _cart, cart_view = _cart_and_view()
     country = request.args.get("country", "US")
     country = country if country in dict(COUNTRIES) else "US"
     quote = checkout.quote(
@@ -118,9 +118,12 @@ def summary():
         request.args.get("region", "")[:80],
         request.args.get("shipping_method"),
     )
-    response = current_app.make_response(
-        render_template("checkout/_summary.html", cart=cart_view, quote=quote)
+    # The methods depend on the country too: they come along as an out-of-band swap.
+    methods = checkout.shipping_methods(get_session(), country)
+    body = render_template("checkout/_summary.html", cart=cart_view, quote=quote) + render_template(
+        "checkout/_methods.html", methods=methods, quote=quote, cart=cart_view, form=_form(), oob=True
     )
+    response = current_app.make_response(body)
     response.vary.add("HX-Request")
     return response
 
@@ -139,7 +142,7 @@ def shopper_key() -> str:
 )
 def place():
     """Place the order: one short transaction, then the status page while the payment runs."""
-    cart, cart_view = _cart_or_redirect()
+    cart, cart_view = _cart_and_view()
     form = _form(request.form)
     if "refresh" in request.form:  # the no-JavaScript way to update shipping and totals
         form.validate()
@@ -160,22 +163,7 @@ def place():
     except accounts.AccountError as error:
         form.email.errors.append(str(error))
         return _page(form, cart_view, 422)
-    details = checkout.Details(
-        email=email,
-        full_name=form.full_name.data.strip(),
-        line1=form.line1.data.strip(),
-        line2=(form.line2.data or "").strip(),
-        city=form.city.data.strip(),
-        region=(form.region.data or "").strip(),
-        postal_code=form.postal_code.data.strip(),
-        country=form.country.data,
-        phone=(form.phone.data or "").strip(),
-        shipping_method=form.shipping_method.data,
-        idempotency_key=form.idempotency_key.data,
-        nonce_descriptor=form.dataDescriptor.data,
-        nonce_value=form.dataValue.data,
-        user_id=current_user.id if current_user.is_authenticated else None,
-    )
+    details = _details(form, email)
     db = get_session()
     hold = timedelta(minutes=current_app.config["ORDER_HOLD_MINUTES"])
     try:
@@ -200,6 +188,28 @@ def place():
             "order %s placed but not enqueued; the sweep will finalize it", order.number
         )
     return _to_status(order)
+
+
+def _details(form: CheckoutForm, email: str) -> checkout.Details:
+    def text(field) -> str:
+        return (field.data or "").strip()
+
+    return checkout.Details(
+        email=email,
+        full_name=text(form.full_name),
+        line1=text(form.line1),
+        line2=text(form.line2),
+        city=text(form.city),
+        region=text(form.region),
+        postal_code=text(form.postal_code),
+        country=form.country.data,
+        phone=text(form.phone),
+        shipping_method=form.shipping_method.data,
+        idempotency_key=form.idempotency_key.data,
+        nonce_descriptor=form.dataDescriptor.data,
+        nonce_value=form.dataValue.data,
+        user_id=current_user.id if current_user.is_authenticated else None,
+    )
 
 
 def _job_timeout() -> int:

@@ -193,3 +193,164 @@ def per_minute(session: Session, since: datetime) -> dict[str, int]:
         .group_by("minute")
     ).tuples()
     return {label: count for label, count in rows}
+
+
+# --- staff operations ---
+# (Imported here so this section stays an append to the file; they can move to the top at any time.)
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from decimal import Decimal  # noqa: E402
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    """What staff narrow the order list (and its CSV export) by; empty means any."""
+
+    status: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    email: str = ""
+    min_total: Decimal | None = None
+    max_total: Decimal | None = None
+    q: str = ""
+
+
+def _filtered(wanted: OrderFilter):
+    stmt = select(Order)
+    if wanted.status:
+        stmt = stmt.where(Order.status == wanted.status)
+    if wanted.since:
+        stmt = stmt.where(Order.created_at >= wanted.since)
+    if wanted.until:
+        stmt = stmt.where(Order.created_at < wanted.until)
+    if wanted.email:
+        stmt = stmt.where(Order.email.ilike(f"%{_like(wanted.email.strip().lower())}%", escape="\\"))
+    if wanted.min_total is not None:
+        stmt = stmt.where(Order.total >= wanted.min_total)
+    if wanted.max_total is not None:
+        stmt = stmt.where(Order.total <= wanted.max_total)
+    if wanted.q:
+        q = wanted.q.strip()
+        number = q.upper() if q.upper().startswith("SF-") else "SF-" + q.upper()
+        stmt = stmt.where(
+            Order.number.like(f"{_like(number)}%", escape="\\")
+            | Order.email.ilike(f"%{_like(q.lower())}%", escape="\\")
+        )
+    return stmt
+
+
+def _like(text: str) -> str:
+    """Typed text matched literally inside a LIKE pattern (no wildcards of its own)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search(session: Session, wanted: OrderFilter, page: int, per_page: int = 50) -> tuple[list[Order], bool]:
+    """One page of matching orders, newest first, and whether there is another."""
+    rows = list(
+        session.scalars(
+            _filtered(wanted)
+            .options(selectinload(Order.lines))
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(per_page + 1)
+            .offset((page - 1) * per_page)
+        )
+    )
+    return rows[:per_page], len(rows) > per_page
+
+
+def export_batches(session: Session, wanted: OrderFilter, size: int = 500) -> Iterator[list[Order]]:
+    """Every matching order, newest id first, in batches read by keyset (no OFFSET, no open cursor)."""
+    after: int | None = None
+    while True:
+        stmt = _filtered(wanted).options(selectinload(Order.lines)).order_by(Order.id.desc()).limit(size)
+        if after is not None:
+            stmt = stmt.where(Order.id < after)
+        batch = list(session.scalars(stmt))
+        if not batch:
+            return
+        yield batch
+        after = batch[-1].id
+
+
+def for_staff(session: Session, number: str) -> Order | None:
+    """An order with its lines and timeline, for the staff detail page."""
+    return by_number(session, number)
+
+
+def lock(session: Session, number: str) -> Order | None:
+    """The order row locked FOR UPDATE until commit, so two staff actions on one order run one after the
+    other (and a sweep or a payment job moving the same order waits its turn)."""
+    return session.scalar(
+        select(Order)
+        .where(Order.number == number)
+        .with_for_update(of=Order)
+        .options(selectinload(Order.lines))
+        .execution_options(populate_existing=True)
+    )
+
+
+def lock_id(session: Session, order_id: int) -> Order | None:
+    """Like lock(), by id (for jobs)."""
+    return session.scalar(
+        select(Order)
+        .where(Order.id == order_id)
+        .with_for_update(of=Order)
+        .options(selectinload(Order.lines))
+        .execution_options(populate_existing=True)
+    )
+
+
+def for_customer(session: Session, user_id: int, email: str, limit: int = 50) -> list[Order]:
+    """A customer's orders, newest first: those placed signed in, and those placed as a guest with the
+    account's e-mail."""
+    return list(
+        session.scalars(
+            select(Order)
+            .where((Order.user_id == user_id) | (Order.email == email))
+            .order_by(Order.created_at.desc(), Order.id.desc())
+            .options(selectinload(Order.lines))
+            .limit(limit)
+        )
+    )
+
+
+def ship(session: Session, order: Order, tracking_number: str, by: str) -> None:
+    """Mark a paid order shipped with its tracking number; its reserved units leave on_hand for good."""
+    if not move(
+        session,
+        order,
+        "shipped",
+        f"Shipped by {by}, tracking {tracking_number}.",
+        tracking_number=tracking_number,
+        by=by,
+    ):
+        raise InvalidTransition(f"order {order.number} changed while it was being shipped")
+    order.tracking_number = tracking_number
+    order.shipped_at = datetime.now(UTC)
+    consume_stock(session, order)
+    session.flush()
+
+
+def cancel(session: Session, order: Order, by: str, reason: str = "") -> None:
+    """Cancel an order before it ships and give its reserved units back to the shelf at once.
+    What happens to the money is the caller's business (payments services), not the stock's."""
+    held = order.status in HOLDING_STOCK
+    message = f"Cancelled by {by}." + (f" {reason}" if reason else "")
+    if not move(session, order, "cancelled", message, by=by):
+        raise InvalidTransition(f"order {order.number} changed while it was being cancelled")
+    if held:
+        release_stock(session, order)
+    session.flush()
+
+
+def close_refunded(session: Session, order: Order, message: str) -> bool:
+    """All the money went back: a paid order will not ship (its units return to the shelf), a shipped one
+    is done. Cancelled or already refunded orders stay as they are."""
+    if order.status not in ("paid", "shipped"):
+        return False
+    was = order.status
+    if not move(session, order, "refunded", message):
+        return False
+    if was == "paid":
+        release_stock(session, order)
+    return True

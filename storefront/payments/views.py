@@ -44,7 +44,13 @@ def authorizenet_webhook():
     db = get_session()
     # Looked up before the commit: after it, nothing may hold a transaction open while the job is enqueued.
     attempt_id = (
-        db.scalar(select(PaymentAttempt.id).where(PaymentAttempt.trans_id == trans_id)) if trans_id else None
+        db.scalar(
+            select(PaymentAttempt.id).where(
+                PaymentAttempt.trans_id == trans_id, PaymentAttempt.kind == "charge"
+            )
+        )
+        if trans_id
+        else None
     )
     db.add(
         WebhookEvent(notification_id=notification_id, event_type=event_type, trans_id=trans_id, payload=event)
