@@ -10,7 +10,7 @@ from storefront.accounts import services as accounts
 from storefront.admin import bp
 from storefront.admin import services as audit
 from storefront.db import get_session
-from storefront.extensions import client_ip, clock
+from storefront.extensions import client_ip, clock, redis_client
 
 
 class EnableForm(FlaskForm):
@@ -48,7 +48,8 @@ def two_factor_enable():
     """Check one code from the app, turn the second factor on, and show the recovery codes once."""
     form = EnableForm()
     secret = _pending_secret()
-    if form.validate() and accounts.totp_step(secret, form.code.data, clock.now()) is None:
+    step = accounts.totp_step(secret, form.code.data, clock.now()) if form.validate() else None
+    if form.code.data and not form.code.errors and step is None:
         form.code.errors.append("That code does not match. Check the phone's clock and try the next code.")
     if form.errors:
         uri = accounts.totp_uri(current_user.email, secret)
@@ -62,6 +63,8 @@ def two_factor_enable():
         ), 422
     db = get_session()
     user = current_user._get_current_object()
+    # The code that proved the enrolment is spent, like any other: it cannot sign in again.
+    redis_client().set(f"totp:used:{user.id}:{step}", 1, ex=120)
     codes = accounts.enable_totp(db, user, secret)
     audit.record(db, user, "staff.two_factor_enabled", "user", user.id, ip=client_ip())
     db.commit()
