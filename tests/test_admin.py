@@ -86,10 +86,11 @@ def test_an_admin_must_enrol_a_second_factor_first(client, session):
         data={"code": "000000", "csrf_token": csrf_token(client, "/admin/security/two-factor")},
     )
     assert wrong.status_code == 422
+    enrolment_code = pyotp.TOTP(secret).now()
     done = client.post(
         "/admin/security/two-factor",
         data={
-            "code": pyotp.TOTP(secret).now(),
+            "code": enrolment_code,
             "csrf_token": csrf_token(client, "/admin/security/two-factor"),
         },
     )
@@ -98,6 +99,12 @@ def test_an_admin_must_enrol_a_second_factor_first(client, session):
     assert client.get("/admin/").status_code == 200
     session.refresh(admin)
     assert admin.totp_secret == secret and admin.totp_enabled_at is not None
+    client.post("/logout", data={"csrf_token": csrf_token(client)})
+    login(client, admin.email)
+    replay = client.post(
+        "/login/verify", data={"code": enrolment_code, "csrf_token": csrf_token(client, "/login/verify")}
+    )
+    assert replay.status_code == 422  # the code that proved the enrolment is spent
 
 
 def test_a_staff_member_without_a_second_factor_may_enter(client, session):
