@@ -54,3 +54,13 @@ format: dev-venv
 
 clean:
 	rm -rf $(VENV) node_modules test-output .pytest_cache
+
+## The flash-sale benchmark (bench/README.md): the shop as production runs it, on 127.0.0.1 only, every load
+## bounded. `make bench` is the full run (ceilings, pages, checkout, payments by worker count, a 2,000-unit
+## drop, scale); `make bench-quick` a short one. Results in bench/results/, logs in test-output/bench/.
+.PHONY: bench bench-quick
+bench: venv
+	$(BIN)/python -m bench.run --scale
+
+bench-quick: venv
+	$(BIN)/python -m bench.run --quick

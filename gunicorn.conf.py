@@ -23,7 +23,11 @@ access_log_format = os.environ.get(
     "ACCESS_LOG_FORMAT", '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(D)sus pid=%(p)s "%(a)s"'
 )
 errorlog = "-"
-# Trust X-Forwarded-* only from the proxy; the app's ProxyFix counts the trusted hops.
+# No runtime control socket: its default path is shared by every gunicorn on the host (tests, benchmark).
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+# Trust X-Forwarded-* from the proxy; the app's ProxyFix counts the trusted hops.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

@@ -118,7 +118,9 @@ def read_outbox(folder: Path) -> list:
     from email import policy
     from email.parser import BytesParser
 
-    return [BytesParser(policy=policy.default).parse(path.open("rb")) for path in sorted(folder.glob("*.eml"))]
+    return [
+        BytesParser(policy=policy.default).parse(path.open("rb")) for path in sorted(folder.glob("*.eml"))
+    ]
 
 
 @pytest.fixture

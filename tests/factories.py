@@ -77,8 +77,13 @@ def make_user(session: Session, email: str | None = None, password: str = PASSWO
     if password not in _hashes:
         _hashes[password] = hash_password(password)
     user = User(
-        **{"email": email or f"shopper{next(_sequence)}@example.com", "password_hash": _hashes[password],
-           "role": "customer", "email_verified_at": datetime.now(UTC), "session_token": f"t{next(_sequence)}"}
+        **{
+            "email": email or f"shopper{next(_sequence)}@example.com",
+            "password_hash": _hashes[password],
+            "role": "customer",
+            "email_verified_at": datetime.now(UTC),
+            "session_token": f"t{next(_sequence)}",
+        }
         | fields
     )
     session.add(user)
@@ -86,8 +91,16 @@ def make_user(session: Session, email: str | None = None, password: str = PASSWO
     return user
 
 
-def make_order(session: Session, variant=None, quantity: int = 1, status: str = "pending_payment", user=None,
-               email: str = "buyer@example.com", reserve: bool = True, **fields):
+def make_order(
+    session: Session,
+    variant=None,
+    quantity: int = 1,
+    status: str = "pending_payment",
+    user=None,
+    email: str = "buyer@example.com",
+    reserve: bool = True,
+    **fields,
+):
     """An order for one variant, its stock reserved like checkout does, with a created charge attempt."""
     from datetime import UTC, datetime, timedelta
 
@@ -119,8 +132,17 @@ def make_order(session: Session, variant=None, quantity: int = 1, status: str = 
         }
         | fields
     )
-    order.lines = [OrderLine(variant_id=variant.id, sku=variant.sku, product_name="Thing", variant_name=variant.name,
-                             unit_price=variant.price, quantity=quantity, line_total=total)]
+    order.lines = [
+        OrderLine(
+            variant_id=variant.id,
+            sku=variant.sku,
+            product_name="Thing",
+            variant_name=variant.name,
+            unit_price=variant.price,
+            quantity=quantity,
+            line_total=total,
+        )
+    ]
     session.add(order)
     session.flush()
     payments.new_charge(session, order, "COMMON.ACCEPT.INAPP.PAYMENT", "test-approve")

@@ -33,8 +33,11 @@ def path_of(link: str) -> str:
 
 
 def test_registration_sends_a_confirmation_link_that_signs_the_shopper_in(client, session, outbox):
-    response = post(client, "/register", {"email": "New.Shopper@Example.com", "password": "lilac-tiger-42",
-                                          "confirm": "lilac-tiger-42"})
+    response = post(
+        client,
+        "/register",
+        {"email": "New.Shopper@Example.com", "password": "lilac-tiger-42", "confirm": "lilac-tiger-42"},
+    )
     assert response.status_code == 303 and response.headers["Location"] == "/register/done"
     user = session.scalar(select(User).where(User.email == "new.shopper@example.com"))
     assert user is not None and user.email_verified_at is None and user.password_hash.startswith("scrypt:")
@@ -150,11 +153,17 @@ def test_logout_clears_the_session(client, session):
 
 def test_every_attempt_is_recorded_for_staff(client, session):
     make_user(session, "shopper@example.com")
-    login(client, "shopper@example.com", "wrong password!", )
+    login(
+        client,
+        "shopper@example.com",
+        "wrong password!",
+    )
     login(client, "shopper@example.com", headers=None)
     attempts = session.scalars(select(LoginAttempt).order_by(LoginAttempt.id)).all()
     assert [(a.email, a.outcome) for a in attempts] == [
-        ("shopper@example.com", "failed"), ("shopper@example.com", "success")]
+        ("shopper@example.com", "failed"),
+        ("shopper@example.com", "success"),
+    ]
     assert attempts[0].ip == "127.0.0.1" and attempts[0].user_agent.startswith("Werkzeug")
 
 
@@ -166,8 +175,11 @@ def test_changing_the_password_signs_out_other_sessions(app, client, session):
     other = app.test_client()
     login(other, "shopper@example.com")
     login(client, "shopper@example.com")
-    response = post(client, "/account/password", {"current_password": PASSWORD, "password": "new-lilac-tiger-7",
-                                                  "confirm": "new-lilac-tiger-7"})
+    response = post(
+        client,
+        "/account/password",
+        {"current_password": PASSWORD, "password": "new-lilac-tiger-7", "confirm": "new-lilac-tiger-7"},
+    )
     assert response.status_code == 303
     assert client.get("/account").status_code == 200  # this session was renewed
     assert other.get("/account").status_code == 303  # the other was signed out
@@ -178,8 +190,15 @@ def test_changing_the_password_signs_out_other_sessions(app, client, session):
 def test_changing_the_password_needs_the_current_one(client, session):
     make_user(session, "shopper@example.com")
     login(client, "shopper@example.com")
-    response = post(client, "/account/password", {"current_password": "nope nope nope",
-                                                  "password": "new-lilac-tiger-7", "confirm": "new-lilac-tiger-7"})
+    response = post(
+        client,
+        "/account/password",
+        {
+            "current_password": "nope nope nope",
+            "password": "new-lilac-tiger-7",
+            "confirm": "new-lilac-tiger-7",
+        },
+    )
     assert response.status_code == 422 and "not your current password" in response.get_data(as_text=True)
 
 
@@ -191,8 +210,14 @@ def test_password_reset_link_works_once(client, session, outbox):
     [message] = read_outbox(outbox)
     path = path_of(link_in(message))
     assert client.get(path).status_code == 200
-    done = client.post(path, data={"csrf_token": csrf_token(client, path), "password": "fresh-lilac-tiger-9",
-                                   "confirm": "fresh-lilac-tiger-9"})
+    done = client.post(
+        path,
+        data={
+            "csrf_token": csrf_token(client, path),
+            "password": "fresh-lilac-tiger-9",
+            "confirm": "fresh-lilac-tiger-9",
+        },
+    )
     assert done.status_code == 303 and done.headers["Location"] == "/login"
     session.refresh(user)
     assert user.password_hash != old_hash
@@ -223,8 +248,14 @@ def test_expired_or_forged_reset_links_are_refused(app, client, session, monkeyp
 
 # --- address book ----------------------------------------------------------------------------------
 
-ADDRESS = {"full_name": "Ada Lovelace", "line1": "12 St James's Square", "city": "London",
-           "postal_code": "SW1Y 4JH", "country": "GB", "phone": "+44 20 7946 0000"}
+ADDRESS = {
+    "full_name": "Ada Lovelace",
+    "line1": "12 St James's Square",
+    "city": "London",
+    "postal_code": "SW1Y 4JH",
+    "country": "GB",
+    "phone": "+44 20 7946 0000",
+}
 
 
 def test_address_book_add_edit_default_delete(client, session):
@@ -232,7 +263,9 @@ def test_address_book_add_edit_default_delete(client, session):
     login(client, user.email)
     assert post(client, "/account/addresses/new", ADDRESS).status_code == 303
     assert post(client, "/account/addresses/new", ADDRESS | {"full_name": "Second"}).status_code == 303
-    first, second = session.scalars(select(Address).where(Address.user_id == user.id).order_by(Address.id)).all()
+    first, second = session.scalars(
+        select(Address).where(Address.user_id == user.id).order_by(Address.id)
+    ).all()
     assert first.is_default and not second.is_default
     assert post(client, f"/account/addresses/{second.id}/default", {}).status_code == 303
     session.refresh(first)

@@ -31,10 +31,14 @@ def test_jobs_page_shows_depths_and_the_failure(client, session, failed_job):
 
 def test_retry_puts_the_job_back_and_is_audited(app, client, session, failed_job):
     staff_login(client, session)
-    response = client.post(f"/admin/jobs/payments/{failed_job.id}/retry", data={"csrf_token": csrf_token(client)})
+    response = client.post(
+        f"/admin/jobs/payments/{failed_job.id}/retry", data={"csrf_token": csrf_token(client)}
+    )
     assert response.status_code == 303
     assert failed_job.id in Queue("payments", connection=app.extensions["redis"]).job_ids
-    assert session.scalar(select(AuditEntry.action).where(AuditEntry.entity_id == failed_job.id)) == "job.retry"
+    assert (
+        session.scalar(select(AuditEntry.action).where(AuditEntry.entity_id == failed_job.id)) == "job.retry"
+    )
 
 
 def test_delete_forgets_the_job(app, client, session, failed_job):
@@ -47,4 +51,6 @@ def test_unknown_jobs_and_queues_are_404(client, session, failed_job):
     staff_login(client, session)
     token = csrf_token(client)
     assert client.post("/admin/jobs/payments/nope/retry", data={"csrf_token": token}).status_code == 404
-    assert client.post(f"/admin/jobs/evil/{failed_job.id}/retry", data={"csrf_token": token}).status_code == 404
+    assert (
+        client.post(f"/admin/jobs/evil/{failed_job.id}/retry", data={"csrf_token": token}).status_code == 404
+    )

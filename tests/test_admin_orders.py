@@ -590,7 +590,9 @@ def test_hostile_input_gets_a_4xx_never_a_500(anet_app, client, session, staff, 
     assert status_of(session, order) in ("paid", "shipped") and attempts(session, order, "refund") == []
 
 
-def test_a_void_whose_job_was_lost_is_sent_by_the_sweep(anet_app, client, session, staff, loopback, monkeypatch):
+def test_a_void_whose_job_was_lost_is_sent_by_the_sweep(
+    anet_app, client, session, staff, loopback, monkeypatch
+):
     from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import update
@@ -604,8 +606,11 @@ def test_a_void_whose_job_was_lost_is_sent_by_the_sweep(anet_app, client, sessio
         assert act(client, order, "void").status_code == 303
     [void] = attempts(session, order, "void")
     assert void.status == "created"
-    session.execute(update(PaymentAttempt).where(PaymentAttempt.id == void.id)
-                    .values(created_at=datetime.now(UTC) - timedelta(minutes=5)))
+    session.execute(
+        update(PaymentAttempt)
+        .where(PaymentAttempt.id == void.id)
+        .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+    )
     assert run(anet_app, maintenance.redrive_payment_operations) == 1
     assert [a.status for a in attempts(session, order, "void")] == ["approved"]
     assert loopback.ledger.transactions()[0].status == "voided"

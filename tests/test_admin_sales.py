@@ -17,9 +17,17 @@ def when(delta: timedelta) -> str:
 
 
 def schedule(client, items: str, start=timedelta(minutes=-1), end=timedelta(hours=1), **extra):
-    return client.post("/admin/sales/new", data={
-        "csrf_token": csrf_token(client, "/admin/sales/new"), "name": "Winter drop",
-        "starts_at": when(start), "ends_at": when(end), "items": items, **extra})
+    return client.post(
+        "/admin/sales/new",
+        data={
+            "csrf_token": csrf_token(client, "/admin/sales/new"),
+            "name": "Winter drop",
+            "starts_at": when(start),
+            "ends_at": when(end),
+            "items": items,
+            **extra,
+        },
+    )
 
 
 def test_only_admins_schedule_sales(client, session):
@@ -34,7 +42,10 @@ def test_a_running_sale_prices_the_product_page_and_the_cart(client, session):
     assert response.status_code == 303
     page = client.get(f"/products/{product.slug}").get_data(as_text=True)
     assert "<del>$20.00</del>" in page and "$12.50" in page
-    client.post("/cart/add", data={"variant_id": product.variants[0].id, "quantity": 1, "csrf_token": csrf_token(client)})
+    client.post(
+        "/cart/add",
+        data={"variant_id": product.variants[0].id, "quantity": 1, "csrf_token": csrf_token(client)},
+    )
     assert "$12.50" in client.get("/cart").get_data(as_text=True)
     assert session.scalar(select(AuditEntry.action).where(AuditEntry.entity == "sale")) == "sale.create"
 
@@ -42,7 +53,9 @@ def test_a_running_sale_prices_the_product_page_and_the_cart(client, session):
 def test_a_future_sale_changes_nothing_yet_and_a_past_one_nothing_any_more(client, session):
     staff_login(client, session, role="admin")
     product = make_product(session, variants=[{"sku": "LATER-1", "price": Decimal("20.00")}])
-    assert schedule(client, "LATER-1, 5.00", start=timedelta(hours=1), end=timedelta(hours=2)).status_code == 303
+    assert (
+        schedule(client, "LATER-1, 5.00", start=timedelta(hours=1), end=timedelta(hours=2)).status_code == 303
+    )
     assert "$5.00" not in client.get(f"/products/{product.slug}").get_data(as_text=True)
     sale = session.scalar(select(Sale).join(SaleItem).where(SaleItem.variant_id == product.variants[0].id))
     sale.starts_at = datetime.now(UTC) - timedelta(hours=2)
@@ -68,7 +81,9 @@ def test_ending_a_sale_now(client, session):
     product = make_product(session, variants=[{"sku": "END-1", "price": Decimal("20.00")}])
     schedule(client, "END-1, 9.00")
     sale_id = session.scalar(select(Sale.id))
-    assert client.post(f"/admin/sales/{sale_id}/end", data={"csrf_token": csrf_token(client)}).status_code == 303
+    assert (
+        client.post(f"/admin/sales/{sale_id}/end", data={"csrf_token": csrf_token(client)}).status_code == 303
+    )
     assert "$9.00" not in client.get(f"/products/{product.slug}").get_data(as_text=True)
 
 
@@ -78,7 +93,14 @@ def test_the_sales_per_customer_limit_applies_at_checkout(app, client, session):
     staff_login(client, session, role="admin")
     product = make_product(session, variants=[{"sku": "LIM-1", "price": Decimal("20.00"), "on_hand": 50}])
     schedule(client, "LIM-1, 10.00", per_customer_limit="1")
-    client.post("/cart/add", data={"variant_id": product.variants[0].id, "quantity": 2, "csrf_token": csrf_token(client)})
-    data = form_values(client) | ADDRESS | {"dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT", "dataValue": "test-approve"}
+    client.post(
+        "/cart/add",
+        data={"variant_id": product.variants[0].id, "quantity": 2, "csrf_token": csrf_token(client)},
+    )
+    data = (
+        form_values(client)
+        | ADDRESS
+        | {"dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT", "dataValue": "test-approve"}
+    )
     response = client.post("/checkout", data=data)
     assert response.status_code == 409 and "limited to 1 per customer" in response.get_data(as_text=True)

@@ -12,8 +12,11 @@ HTMX = {"HX-Request": "true"}
 
 @pytest.fixture
 def ring(session):
-    return make_product(session, name="Halo Ring", variants=[{"name": "Gold / 7", "on_hand": 5},
-                                                             {"name": "Silver / 7", "on_hand": 0}])
+    return make_product(
+        session,
+        name="Halo Ring",
+        variants=[{"name": "Gold / 7", "on_hand": 5}, {"name": "Silver / 7", "on_hand": 0}],
+    )
 
 
 def add(client, variant_id, quantity=1, headers=None):
@@ -90,8 +93,15 @@ def test_bad_variant_ids_are_refused(client, session, variant_id):
 
 
 def test_price_and_totals_come_from_the_server(client, session, ring):
-    client.post("/cart/add", data={"variant_id": ring.variants[0].id, "quantity": 2, "price": "0.01",
-                                   "csrf_token": csrf_token(client)})
+    client.post(
+        "/cart/add",
+        data={
+            "variant_id": ring.variants[0].id,
+            "quantity": 2,
+            "price": "0.01",
+            "csrf_token": csrf_token(client),
+        },
+    )
     page = client.get("/cart").get_data(as_text=True)
     assert "$20.00" in page and "0.01" not in page
 
@@ -99,8 +109,9 @@ def test_price_and_totals_come_from_the_server(client, session, ring):
 def test_changing_the_quantity_with_htmx_returns_the_line_and_summary(client, session, ring):
     add(client, ring.variants[0].id, 1)
     line_id = session.scalar(select(CartLine.id))
-    response = client.post(f"/cart/lines/{line_id}", data={"quantity": 4, "csrf_token": csrf_token(client)},
-                           headers=HTMX)
+    response = client.post(
+        f"/cart/lines/{line_id}", data={"quantity": 4, "csrf_token": csrf_token(client)}, headers=HTMX
+    )
     body = response.get_data(as_text=True)
     assert response.status_code == 200
     assert f'id="line-{line_id}"' in body and "$40.00" in body
@@ -119,7 +130,9 @@ def test_changing_to_more_than_available_is_refused(client, session, ring):
 def test_removing_a_line(client, session, ring):
     add(client, ring.variants[0].id, 1)
     line_id = session.scalar(select(CartLine.id))
-    response = client.post(f"/cart/lines/{line_id}/remove", data={"csrf_token": csrf_token(client)}, headers=HTMX)
+    response = client.post(
+        f"/cart/lines/{line_id}/remove", data={"csrf_token": csrf_token(client)}, headers=HTMX
+    )
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and f'id="line-{line_id}"' not in body
     assert "Your cart is empty" in body and "Removed Halo Ring" in body

@@ -12,8 +12,16 @@ from storefront.payments.models import PaymentAttempt
 from tests.conftest import csrf_token, login, read_outbox
 from tests.factories import make_product, make_user
 
-ADDRESS = {"email": "buyer@example.com", "full_name": "Ada Lovelace", "line1": "1 Main St", "city": "Springfield",
-           "region": "", "postal_code": "62701", "country": "US", "shipping_method": "standard"}
+ADDRESS = {
+    "email": "buyer@example.com",
+    "full_name": "Ada Lovelace",
+    "line1": "1 Main St",
+    "city": "Springfield",
+    "region": "",
+    "postal_code": "62701",
+    "country": "US",
+    "shipping_method": "standard",
+}
 
 
 @pytest.fixture
@@ -22,21 +30,27 @@ def necklace(session):
 
 
 def add(client, variant, quantity=1):
-    response = client.post("/cart/add", data={"variant_id": variant.id, "quantity": quantity,
-                                              "csrf_token": csrf_token(client)})
+    response = client.post(
+        "/cart/add", data={"variant_id": variant.id, "quantity": quantity, "csrf_token": csrf_token(client)}
+    )
     assert response.status_code == 303, response.get_data(as_text=True)
 
 
 def form_values(client) -> dict:
     page = client.get("/checkout").get_data(as_text=True)
     key = re.search(r'name="idempotency_key"[^>]*value="([^"]+)"', page) or re.search(
-        r'value="([^"]+)"[^>]*name="idempotency_key"', page)
+        r'value="([^"]+)"[^>]*name="idempotency_key"', page
+    )
     return {"csrf_token": csrf_token(client, "/checkout"), "idempotency_key": key.group(1)}
 
 
 def place(client, nonce="test-approve", values=None, **overrides):
-    data = (values or form_values(client)) | ADDRESS | {"dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT",
-                                                         "dataValue": nonce} | overrides
+    data = (
+        (values or form_values(client))
+        | ADDRESS
+        | {"dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT", "dataValue": nonce}
+        | overrides
+    )
     return client.post("/checkout", data=data)
 
 
@@ -72,7 +86,10 @@ def test_an_approved_order_is_paid_reserved_and_confirmed(app, client, session, 
     order = order_of(session, response)
     assert order.status == "paid" and order.total == Decimal("44.95")  # 40.00 + 4.95 shipping, no tax
     session.refresh(necklace.variants[0])
-    assert (necklace.variants[0].on_hand, necklace.variants[0].reserved) == (5, 2)  # two-stage: still allocated
+    assert (necklace.variants[0].on_hand, necklace.variants[0].reserved) == (
+        5,
+        2,
+    )  # two-stage: still allocated
     assert session.scalar(select(func.count(CartLine.id))) == 0
     [charge] = charges(app, order.number)
     assert charge.status == "capturedPendingSettlement" and charge.auth_amount == Decimal("44.95")
@@ -81,7 +98,9 @@ def test_an_approved_order_is_paid_reserved_and_confirmed(app, client, session, 
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Your order is paid" in page and "Drop Necklace" in page
     attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.order_id == order.id))
-    assert attempt.status == "approved" and attempt.nonce_value is None and attempt.trans_id == charge.trans_id
+    assert (
+        attempt.status == "approved" and attempt.nonce_value is None and attempt.trans_id == charge.trans_id
+    )
 
 
 def test_stock_command_counts_paid_units_as_sold(app, client, session, necklace):
@@ -100,20 +119,28 @@ def test_a_decline_keeps_the_reservation_and_another_card_can_pay(app, client, s
     assert "Your card was declined" in page and "Pay with another card" in page
     session.refresh(necklace.variants[0])
     assert necklace.variants[0].reserved == 1
-    retry = client.post(f"/orders/{order.number}/pay", data={
-        "csrf_token": csrf_token(client, f"/orders/{order.number}/pay"),
-        "dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT", "dataValue": "test-approve"})
+    retry = client.post(
+        f"/orders/{order.number}/pay",
+        data={
+            "csrf_token": csrf_token(client, f"/orders/{order.number}/pay"),
+            "dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT",
+            "dataValue": "test-approve",
+        },
+    )
     assert retry.status_code == 303
     session.refresh(order)
     assert order.status == "paid"
     assert [c.status for c in charges(app, order.number)] == ["declined", "capturedPendingSettlement"]
 
 
-@pytest.mark.parametrize(("nonce", "status", "text"), [
-    ("test-held", "payment_review", "being reviewed"),
-    ("test-error", "payment_failed", "process the payment"),
-    ("bogus-nonce", "payment_failed", "card details have expired"),
-])
+@pytest.mark.parametrize(
+    ("nonce", "status", "text"),
+    [
+        ("test-held", "payment_review", "being reviewed"),
+        ("test-error", "payment_failed", "process the payment"),
+        ("bogus-nonce", "payment_failed", "card details have expired"),
+    ],
+)
 def test_gateway_outcomes_map_to_order_states(client, session, necklace, nonce, status, text):
     add(client, necklace.variants[0])
     response = place(client, nonce)
@@ -157,14 +184,17 @@ def test_per_customer_limit_counts_earlier_orders(client, session):
     assert other.status_code == 303
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("dataValue", "", "Enter your card details"),
-    ("dataDescriptor", "SOMETHING.ELSE", "Enter your card details"),
-    ("postal_code", "!", "valid postal code"),
-    ("email", "not-an-email", "email address"),
-    ("shipping_method", "teleport", "Not a valid choice"),
-    ("idempotency_key", "short", "This form had expired"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("dataValue", "", "Enter your card details"),
+        ("dataDescriptor", "SOMETHING.ELSE", "Enter your card details"),
+        ("postal_code", "!", "valid postal code"),
+        ("email", "not-an-email", "email address"),
+        ("shipping_method", "teleport", "Not a valid choice"),
+        ("idempotency_key", "short", "This form had expired"),
+    ],
+)
 def test_bad_checkout_input_gets_422_and_nothing_is_made(client, session, necklace, field, value, message):
     add(client, necklace.variants[0])
     response = place(client, **{field: value})
@@ -178,7 +208,9 @@ def test_totals_follow_destination_and_method(client, session, necklace):
     california = client.get("/checkout/summary?country=US&region=CA&shipping_method=standard")
     body = california.get_data(as_text=True)
     assert "$0.00" in body and "$4.35" in body and "$64.35" in body  # 7.25% of 60.00
-    express = client.get("/checkout/summary?country=US&region=NY&shipping_method=express").get_data(as_text=True)
+    express = client.get("/checkout/summary?country=US&region=NY&shipping_method=express").get_data(
+        as_text=True
+    )
     assert "$12.95" in express and "$2.40" in express and "$75.35" in express
     britain = client.get("/checkout/summary?country=GB&shipping_method=standard").get_data(as_text=True)
     assert "International" in britain and "VAT" in britain and "$12.00" in britain
@@ -208,8 +240,9 @@ def test_a_signed_in_shopper_sees_their_orders_and_nobody_else_does(app, client,
     assert url.rsplit("/", 1)[-1] not in stranger.get("/account/orders").get_data(as_text=True)
 
 
-def test_a_guest_sees_the_order_in_the_placing_browser_or_with_the_signed_link(app, client, session, necklace,
-                                                                               outbox):
+def test_a_guest_sees_the_order_in_the_placing_browser_or_with_the_signed_link(
+    app, client, session, necklace, outbox
+):
     add(client, necklace.variants[0])
     url = place(client).headers["Location"]
     assert client.get(url).status_code == 200

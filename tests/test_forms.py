@@ -29,21 +29,32 @@ ODD_VALUES = [
 def world(app, client, session):
     """A signed-in shopper with an address and a cart line, and the ids to fill URL rules with."""
     user = make_user(session, "fuzz@example.com")
-    address = accounts.save_address(session, user, {"full_name": "A", "line1": "B", "city": "C",
-                                                    "postal_code": "12345", "country": "US"})
+    address = accounts.save_address(
+        session, user, {"full_name": "A", "line1": "B", "city": "C", "postal_code": "12345", "country": "US"}
+    )
     product = make_product(session, variants=[{"on_hand": 5}])
     login(client, user.email)
-    client.post("/cart/add", data={"variant_id": product.variants[0].id, "quantity": 1,
-                                   "csrf_token": csrf_token(client)})
+    client.post(
+        "/cart/add",
+        data={"variant_id": product.variants[0].id, "quantity": 1, "csrf_token": csrf_token(client)},
+    )
     line_id = session.scalar(select(CartLine.id))
     token = accounts.make_token(app.config["SECRET_KEY"], "reset", user)
     order = make_order(session, user=user, status="payment_failed")
-    return {"address_id": address.id, "line_id": line_id, "token": token, "variant_id": product.variants[0].id,
-            "number": order.number}
+    return {
+        "address_id": address.id,
+        "line_id": line_id,
+        "token": token,
+        "variant_id": product.variants[0].id,
+        "number": order.number,
+    }
 
 
 def row_counts(session) -> dict[str, int]:
-    return {table.name: session.scalar(select(func.count()).select_from(table)) for table in Base.metadata.sorted_tables}
+    return {
+        table.name: session.scalar(select(func.count()).select_from(table))
+        for table in Base.metadata.sorted_tables
+    }
 
 
 # Authenticated by an HMAC signature over the body instead of a CSRF token (tested in test_payments).
@@ -73,8 +84,13 @@ def test_the_walk_covers_every_form(app, world):
 @pytest.mark.parametrize("token", [None, "", "not-a-token", "IjEyMyI.ZZZZ.forged"])
 def test_every_state_changing_route_refuses_a_missing_or_wrong_csrf_token(app, client, session, world, token):
     before = row_counts(session)
-    data = {"email": "fuzz@example.com", "password": "whatever-it-is", "quantity": "2", "full_name": "Changed",
-            "variant_id": str(world["variant_id"])}
+    data = {
+        "email": "fuzz@example.com",
+        "password": "whatever-it-is",
+        "quantity": "2",
+        "full_name": "Changed",
+        "variant_id": str(world["variant_id"]),
+    }
     if token is not None:
         data["csrf_token"] = token
     for url in state_changing_urls(app, world):
@@ -87,8 +103,11 @@ def test_every_state_changing_route_refuses_a_missing_or_wrong_csrf_token(app, c
 
 def test_csrf_token_in_the_htmx_header_is_accepted(client, session, world):
     token = csrf_token(client)
-    response = client.post(f"/cart/lines/{world['line_id']}", data={"quantity": 2},
-                           headers={"HX-Request": "true", "X-CSRFToken": token})
+    response = client.post(
+        f"/cart/lines/{world['line_id']}",
+        data={"quantity": 2},
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+    )
     assert response.status_code == 200
 
 
@@ -98,20 +117,44 @@ FORMS = {
     "/password/reset": ["email"],
     "/password/reset/{token}": ["password", "confirm"],
     "/account/password": ["current_password", "password", "confirm"],
-    "/account/addresses/new": ["full_name", "line1", "line2", "city", "region", "postal_code", "country", "phone"],
+    "/account/addresses/new": [
+        "full_name",
+        "line1",
+        "line2",
+        "city",
+        "region",
+        "postal_code",
+        "country",
+        "phone",
+    ],
     "/account/addresses/{address_id}/edit": ["full_name", "line1", "city", "postal_code", "country", "phone"],
     "/cart/add": ["variant_id", "quantity"],
     "/cart/lines/{line_id}": ["quantity"],
-    "/checkout": ["email", "full_name", "line1", "city", "postal_code", "country", "shipping_method",
-                  "idempotency_key", "dataDescriptor", "dataValue"],
+    "/checkout": [
+        "email",
+        "full_name",
+        "line1",
+        "city",
+        "postal_code",
+        "country",
+        "shipping_method",
+        "idempotency_key",
+        "dataDescriptor",
+        "dataValue",
+    ],
     "/orders/{number}/pay": ["dataDescriptor", "dataValue"],
 }
 
 
 @pytest.mark.parametrize("url", list(FORMS))
 def test_hostile_input_in_every_field_gets_a_4xx_never_a_500(app, client, session, world, url, monkeypatch):
-    for setting in ("LOGIN_LIMIT_PER_IP", "LOGIN_LIMIT_PER_ACCOUNT", "REGISTER_LIMIT", "RESET_LIMIT",
-                    "ADD_TO_CART_LIMIT"):
+    for setting in (
+        "LOGIN_LIMIT_PER_IP",
+        "LOGIN_LIMIT_PER_ACCOUNT",
+        "REGISTER_LIMIT",
+        "RESET_LIMIT",
+        "ADD_TO_CART_LIMIT",
+    ):
         monkeypatch.setitem(app.config, setting, "10000/minute")
     monkeypatch.setitem(app.config, "LOCKOUT_FAILURES", 10000)
     monkeypatch.setitem(app.config, "LOCKOUT_IP_FAILURES", 10000)
@@ -125,14 +168,17 @@ def test_hostile_input_in_every_field_gets_a_4xx_never_a_500(app, client, sessio
                 if response.status_code >= 400:
                     assert response.status_code in (400, 404, 413, 422, 429), (target, field, value)
                     body = response.get_data(as_text=True)
-                    assert any(mark in body for mark in ('role="alert"', "field-error", "status-error", "error-page")), (
-                        target, field, value)
+                    assert any(
+                        mark in body for mark in ('role="alert"', "field-error", "status-error", "error-page")
+                    ), (target, field, value)
             if client.get("/account").status_code != 200:  # a field like password may have changed things
                 login(client, "fuzz@example.com")
 
 
 def test_a_huge_form_is_refused_with_413(client, world):
-    response = client.post("/login", data={"csrf_token": csrf_token(client), "email": "x" * (3 * 1024 * 1024)})
+    response = client.post(
+        "/login", data={"csrf_token": csrf_token(client), "email": "x" * (3 * 1024 * 1024)}
+    )
     assert response.status_code == 413
 
 

@@ -123,8 +123,11 @@ def test_limited_htmx_request_gets_a_fragment(app, client, monkeypatch):
     monkeypatch.setitem(app.config, "LOGIN_LIMIT_PER_IP", "1/minute")
     login(client, "a@example.com", WRONG)
     token = csrf_token(client)
-    response = client.post("/login", data={"email": "a@example.com", "password": WRONG, "csrf_token": token},
-                           headers={"HX-Request": "true"})
+    response = client.post(
+        "/login",
+        data={"email": "a@example.com", "password": WRONG, "csrf_token": token},
+        headers={"HX-Request": "true"},
+    )
     assert response.status_code == 429 and response.headers["HX-Retarget"] == "#messages"
     assert "<html" not in response.get_data(as_text=True) and "Retry-After" in response.headers
 
@@ -132,8 +135,13 @@ def test_limited_htmx_request_gets_a_fragment(app, client, monkeypatch):
 def test_lockout_state_lives_in_redis_and_survives_a_restart(database_url, media_folder, now):
     """Two app instances (two workers, or before and after a restart) share one Redis."""
     url = services.redis_url()
-    config = {"SECRET_KEY": "x", "DATABASE_URL": database_url, "REDIS_URL": url, "MEDIA_FOLDER": str(media_folder),
-              "RATELIMIT_STORAGE_URI": url}
+    config = {
+        "SECRET_KEY": "x",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": url,
+        "MEDIA_FOLDER": str(media_folder),
+        "RATELIMIT_STORAGE_URI": url,
+    }
     first, second = create_app(config), create_app(config)
     with first.app_context():
         from storefront.accounts.views import lockout

@@ -39,18 +39,33 @@ def gateway(loopback, monkeypatch):
 
 
 def charge(gateway, nonce="test-approve", invoice="SF-TEST000001", amount="19.99", **extra):
-    return gateway.charge(amount=Decimal(amount), nonce_descriptor=NONCE, nonce_value=nonce, invoice_number=invoice,
-                          ref_id="A1-1", capture=True, email="a@example.com", name="Ada Lovelace",
-                          zip_code=extra.pop("zip_code", "62701"), country="US", **extra)
+    return gateway.charge(
+        amount=Decimal(amount),
+        nonce_descriptor=NONCE,
+        nonce_value=nonce,
+        invoice_number=invoice,
+        ref_id="A1-1",
+        capture=True,
+        email="a@example.com",
+        name="Ada Lovelace",
+        zip_code=extra.pop("zip_code", "62701"),
+        country="US",
+        **extra,
+    )
 
 
 # --- the adapter --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("nonce", "outcome", "reason"), [
-    ("test-approve", "approved", "1"), ("test-decline", "declined", "2"),
-    ("test-held", "held", "252"), ("test-error", "error", "57"),
-])
+@pytest.mark.parametrize(
+    ("nonce", "outcome", "reason"),
+    [
+        ("test-approve", "approved", "1"),
+        ("test-decline", "declined", "2"),
+        ("test-held", "held", "252"),
+        ("test-error", "error", "57"),
+    ],
+)
 def test_outcomes_follow_the_response_code(gateway, nonce, outcome, reason):
     result = charge(gateway, nonce)
     assert (result.outcome, result.reason_code) == (outcome, reason)
@@ -88,7 +103,9 @@ def test_no_answer_is_unknown_never_a_decline(gateway, loopback, mode):
     assert result.outcome == "unknown"
     booked = loopback.ledger.transactions()
     if mode == "lost_after_charge":
-        assert [t.invoice_number for t in gateway.find_by_invoice("SF-TEST000001")] == [booked[0].invoice_number]
+        assert [t.invoice_number for t in gateway.find_by_invoice("SF-TEST000001")] == [
+            booked[0].invoice_number
+        ]
     else:
         assert booked == [] and gateway.find_by_invoice("SF-TEST000001") == []
 
@@ -107,15 +124,23 @@ def test_bad_credentials_are_an_error(loopback):
 
 
 def test_transaction_details_and_follow_ups(gateway, loopback):
-    auth = gateway.charge(amount=Decimal("30.00"), nonce_descriptor=NONCE, nonce_value="test-approve",
-                          invoice_number="SF-AUTH0001", ref_id="A2-1", capture=False)
+    auth = gateway.charge(
+        amount=Decimal("30.00"),
+        nonce_descriptor=NONCE,
+        nonce_value="test-approve",
+        invoice_number="SF-AUTH0001",
+        ref_id="A2-1",
+        capture=False,
+    )
     assert gateway.transaction(auth.trans_id).status == "authorizedPendingCapture"
     assert gateway.capture(auth.trans_id, Decimal("30.00"), "C1").outcome == "approved"
     again = gateway.capture(auth.trans_id, Decimal("30.00"), "C2")
     assert again.outcome == "approved" and again.reason_code == "311"
     assert gateway.refund(auth.trans_id, Decimal("5.00"), "1111", "R-SF-AUTH0001-1", "R1").reason_code == "54"
     loopback.ledger.settle()
-    assert gateway.refund(auth.trans_id, Decimal("5.00"), "1111", "R-SF-AUTH0001-1", "R1").outcome == "approved"
+    assert (
+        gateway.refund(auth.trans_id, Decimal("5.00"), "1111", "R-SF-AUTH0001-1", "R1").outcome == "approved"
+    )
     other = charge(gateway, invoice="SF-VOID0001")
     assert gateway.void(other.trans_id, "V1").outcome == "approved"
     assert gateway.void(other.trans_id, "V2").reason_code == "310"
@@ -127,8 +152,10 @@ def test_two_gateways_in_threads_never_cross_endpoints(loopback):
     second = anet_loopback.start()
     try:
         loopback.reset()
-        gateways = {"A": AuthorizeNetGateway(LOGIN, KEY, loopback.endpoint),
-                    "B": AuthorizeNetGateway(LOGIN, KEY, second.endpoint)}
+        gateways = {
+            "A": AuthorizeNetGateway(LOGIN, KEY, loopback.endpoint),
+            "B": AuthorizeNetGateway(LOGIN, KEY, second.endpoint),
+        }
 
         outcomes = []
 
@@ -154,8 +181,11 @@ def test_two_gateways_in_threads_never_cross_endpoints(loopback):
 @pytest.fixture
 def anet_app(database_url, media_folder, loopback, app, monkeypatch):
     """The session's app, switched to Authorize.Net (over the loopback) for one test."""
-    monkeypatch.setitem(app.extensions, "payment_gateway",
-                        AuthorizeNetGateway(LOGIN, KEY, loopback.endpoint, timeout=(1, 1.5)))
+    monkeypatch.setitem(
+        app.extensions,
+        "payment_gateway",
+        AuthorizeNetGateway(LOGIN, KEY, loopback.endpoint, timeout=(1, 1.5)),
+    )
     loopback.reset()
     return app
 
@@ -167,8 +197,9 @@ def run(app, job, *args):
 
 def attempt_of(session, order) -> PaymentAttempt:
     session.expire_all()
-    return session.scalar(select(PaymentAttempt).where(PaymentAttempt.order_id == order.id)
-                          .order_by(PaymentAttempt.id.desc()))
+    return session.scalar(
+        select(PaymentAttempt).where(PaymentAttempt.order_id == order.id).order_by(PaymentAttempt.id.desc())
+    )
 
 
 def test_finalize_charges_once_however_often_it_runs(anet_app, connection, session, loopback):
@@ -179,8 +210,9 @@ def test_finalize_charges_once_however_often_it_runs(anet_app, connection, sessi
     assert order.status == "paid" and len(loopback.ledger.transactions()) == 1
 
 
-def test_a_crash_after_the_gateway_approved_is_reconciled_to_one_charge(anet_app, connection, session, loopback,
-                                                                        monkeypatch):
+def test_a_crash_after_the_gateway_approved_is_reconciled_to_one_charge(
+    anet_app, connection, session, loopback, monkeypatch
+):
     from storefront.payments import services as payments
 
     order = make_order(session)
@@ -195,8 +227,11 @@ def test_a_crash_after_the_gateway_approved_is_reconciled_to_one_charge(anet_app
     attempt = attempt_of(session, order)
     assert attempt.status == "sending" and len(loopback.ledger.transactions()) == 1
     # Another worker, a moment later: the silent attempt is stale, so reconcile finds the charge.
-    session.execute(update(PaymentAttempt).where(PaymentAttempt.id == attempt.id)
-                    .values(updated_at=datetime.now(UTC) - timedelta(minutes=5)))
+    session.execute(
+        update(PaymentAttempt)
+        .where(PaymentAttempt.id == attempt.id)
+        .values(updated_at=datetime.now(UTC) - timedelta(minutes=5))
+    )
     assert run(anet_app, maintenance.reconcile_uncertain_payments) == 1
     session.refresh(order)
     assert order.status == "paid" and len(loopback.ledger.transactions()) == 1
@@ -261,8 +296,11 @@ def test_an_unsent_charge_of_an_expired_order_is_withdrawn(anet_app, connection,
 
 def test_lost_orders_are_driven_again(anet_app, connection, session, loopback):
     order = make_order(session)
-    session.execute(update(PaymentAttempt).where(PaymentAttempt.order_id == order.id)
-                    .values(created_at=datetime.now(UTC) - timedelta(minutes=5)))
+    session.execute(
+        update(PaymentAttempt)
+        .where(PaymentAttempt.order_id == order.id)
+        .values(created_at=datetime.now(UTC) - timedelta(minutes=5))
+    )
     assert run(anet_app, maintenance.redrive_lost_orders) == 1  # inline queue: finalize runs now
     session.refresh(order)
     assert order.status == "paid"
@@ -295,10 +333,16 @@ def signed(body: bytes, key: str = SIGNATURE_KEY) -> dict:
 
 
 def event(notification_id="n-1", trans_id="60000000001") -> bytes:
-    return json.dumps({"notificationId": notification_id, "eventType": "net.authorize.payment.fraud.approved",
-                       "eventDate": "2026-11-28T10:00:00Z", "webhookId": "w-1",
-                       "payload": {"responseCode": 1, "authAmount": 300.00, "entityName": "transaction",
-                                   "id": trans_id}}, separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "notificationId": notification_id,
+            "eventType": "net.authorize.payment.fraud.approved",
+            "eventDate": "2026-11-28T10:00:00Z",
+            "webhookId": "w-1",
+            "payload": {"responseCode": 1, "authAmount": 300.00, "entityName": "transaction", "id": trans_id},
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 @pytest.fixture
@@ -309,11 +353,15 @@ def webhook_app(app, monkeypatch):
 
 def test_webhook_with_a_bad_signature_is_refused(webhook_app, client, session):
     body = event()
-    assert client.post("/payments/webhooks/authorizenet", data=body,
-                       headers=signed(body, "0" * 128)).status_code == 401
+    assert (
+        client.post("/payments/webhooks/authorizenet", data=body, headers=signed(body, "0" * 128)).status_code
+        == 401
+    )
     assert client.post("/payments/webhooks/authorizenet", data=body).status_code == 401
     tampered = body.replace(b"300.0", b"3.0")
-    assert client.post("/payments/webhooks/authorizenet", data=tampered, headers=signed(body)).status_code == 401
+    assert (
+        client.post("/payments/webhooks/authorizenet", data=tampered, headers=signed(body)).status_code == 401
+    )
     assert session.scalar(select(WebhookEvent.id)) is None
 
 
@@ -331,8 +379,11 @@ def test_a_repeated_webhook_is_ignored(webhook_app, client, session):
 
 
 def test_a_webhook_for_a_held_charge_rechecks_it(webhook_app, client, session, loopback, monkeypatch):
-    monkeypatch.setitem(webhook_app.extensions, "payment_gateway",
-                        AuthorizeNetGateway(LOGIN, KEY, loopback.endpoint, timeout=(1, 1.5)))
+    monkeypatch.setitem(
+        webhook_app.extensions,
+        "payment_gateway",
+        AuthorizeNetGateway(LOGIN, KEY, loopback.endpoint, timeout=(1, 1.5)),
+    )
     loopback.reset()
     order = make_order(session)
     attempt = attempt_of(session, order)

@@ -94,7 +94,9 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_stock_movements_created_at"), "stock_movements", ["created_at"], unique=False)
     op.create_index(op.f("ix_stock_movements_variant_id"), "stock_movements", ["variant_id"], unique=False)
-    op.add_column("orders", sa.Column("tracking_number", sa.String(length=64), nullable=False, server_default=""))
+    op.add_column(
+        "orders", sa.Column("tracking_number", sa.String(length=64), nullable=False, server_default="")
+    )
     op.add_column("orders", sa.Column("shipped_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("users", sa.Column("totp_secret", sa.String(length=64), nullable=True))
     op.add_column("users", sa.Column("totp_enabled_at", sa.DateTime(timezone=True), nullable=True))
