@@ -1,0 +1,1 @@
+"""The flash-sale benchmark: `python -m bench.run` (see bench/README.md)."""
