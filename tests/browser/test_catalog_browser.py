@@ -371,7 +371,6 @@ def test_without_javascript_home_category_and_product_are_plain_links(nojs, brow
     page.goto("/")
     page.locator(".category-grid").get_by_role("link", name="Rings", exact=True).click()
     expect(page).to_have_url(re.compile(r"/categories/rings$"))
-    cards = page.locator(CARDS)
     # The first card with a photo: other browser tests add products (without photos) to this catalog.
     card = page.locator("#product-grid > li:has(img) article").first
     name = card.locator("h3").inner_text()
