@@ -98,6 +98,7 @@ def test_phone_shopper_goes_from_home_to_a_category_to_a_product(phone, screensh
     page.locator(".category-grid").get_by_role("link", name="Rings", exact=True).click()
     expect(page).to_have_url(re.compile(r"/categories/rings$"))
     expect(page.locator("h1")).to_have_text("Rings")
+    page.wait_for_load_state("load")  # the stylesheet, before measuring the layout
     cards = page.locator(CARDS)
     assert 0 < cards.count() <= 24
     assert columns(page, "#product-grid > li") == 2
