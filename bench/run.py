@@ -365,7 +365,9 @@ class Bench:
             recorder = asyncio.run(run())
         label = count_label or next(iter(recorder.latencies), None)
         figures = recorder.label(label) if label else {"rps": 0.0, "count": 0}
-        count = figures.get("count", 0)
+        # The meter spans the warm-up and the tail too, so CPU is divided by every answer of the run, not only
+        # those of the measured window (for add to cart: per add, with its share of the shopper's page loads).
+        count = recorder.completed.get(label, 0) if label else 0
         figures["server_cpu_ms"] = meter.per(count, "web", "postgres")
         figures["web_cpu_ms"] = meter.per(count, "web")
         figures["db_cpu_ms"] = meter.per(count, "postgres")
@@ -899,6 +901,9 @@ class Bench:
         if ten is None:
             ten = {**await asyncio.to_thread(self.queues.depths), "pending_orders": unpaid}
         drop.watchers_left = sum(1 for task in watchers if not task.done())
+        if pace_wait <= 0:  # only the order rate matters here: close the status tabs still polling
+            for task in watchers:
+                task.cancel()
         if watchers:
             await asyncio.wait(watchers, timeout=args.watch_max + 35)
         drop.recorder.stop()

@@ -147,18 +147,20 @@ async def follow_status(
     """Reload /orders/<number> every `poll` seconds until it is final or `max_wait` passes: (status, seconds)."""
     started = now()
     status = "unknown"
-    for _ in range(int(max_wait / poll) + 2):
-        try:
-            response = await browser.get(f"/orders/{number}", label)
-        except HttpError:
-            response = None
-        if response is not None and response.status == 200:
-            match = ORDER_STATUS.search(response.body)
-            status = match.group(1).decode() if match else "unknown"
-            if status in FINAL_STATUSES:
+    try:
+        for _ in range(int(max_wait / poll) + 2):
+            try:
+                response = await browser.get(f"/orders/{number}", label)
+            except HttpError:
+                response = None
+            if response is not None and response.status == 200:
+                match = ORDER_STATUS.search(response.body)
+                status = match.group(1).decode() if match else "unknown"
+                if status in FINAL_STATUSES:
+                    break
+            if now() - started + poll > max_wait:
                 break
-        if now() - started + poll > max_wait:
-            break
-        await asyncio.sleep(poll)
-    browser.close()
+            await asyncio.sleep(poll)
+    finally:
+        browser.close()  # also when the tab is closed early (cancelled)
     return status, now() - started

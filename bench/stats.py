@@ -37,12 +37,16 @@ class Recorder:
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.statuses: dict[str, Counter] = defaultdict(Counter)
         self.errors: Counter = Counter()
+        self.completed: Counter = (
+            Counter()
+        )  # every answer per label, warm-up and tail included (for CPU/request)
         self.started = 0.0
         self.stopped = 0.0
         self.cpu_started = 0.0
         self.cpu_stopped = 0.0
 
     def add(self, label: str, status: int, seconds: float) -> None:
+        self.completed[label] += 1
         if self.recording:
             self.latencies[label].append(seconds)
             self.statuses[label][status] += 1
