@@ -58,9 +58,15 @@ clean:
 ## The flash-sale benchmark (bench/README.md): the shop as production runs it, on 127.0.0.1 only, every load
 ## bounded. `make bench` is the full run (ceilings, pages, checkout, payments by worker count, a 2,000-unit
 ## drop, scale); `make bench-quick` a short one. Results in bench/results/, logs in test-output/bench/.
-.PHONY: bench bench-quick
-bench: venv
+.PHONY: bench bench-quick bench-deps
+bench: venv bench-deps
 	$(BIN)/python -m bench.run --scale
 
-bench-quick: venv
+bench-quick: venv bench-deps
 	$(BIN)/python -m bench.run --quick
+
+## The ceilings need Debian's nginx (the HTTP ceiling) and pgbench (the database ceilings).
+bench-deps:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx && command -v pgbench >/dev/null 2>&1 || { \
+		echo "installing nginx-light and postgresql-client for the benchmark's ceilings"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light postgresql-client; }

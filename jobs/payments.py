@@ -7,6 +7,7 @@ the same nonce and invoice number inside the duplicate window, so the gateway ca
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
@@ -25,7 +26,12 @@ MAX_TRIES = 6
 
 @job
 def finalize_order(order_id: int) -> str:
-    """Charge a pending order once and record the outcome; returns what happened."""
+    """Charge a pending order once and record the outcome; returns what happened.
+
+    A gateway call waits ~300 ms for the answer, so one call at a time per process would need hundreds of
+    processes in a drop. Instead the job also claims up to PAYMENT_BATCH - 1 other charges waiting to be sent
+    and sends the whole batch at once from a thread pool; their own jobs then find them handled.
+    """
     session = get_session()
     order = orders.get(session, order_id)
     if order is None or order.status != "pending_payment":
@@ -39,8 +45,36 @@ def finalize_order(order_id: int) -> str:
     if attempt.status != "created" or not payments.claim(session, attempt):
         session.commit()
         return "already handled"
-    session.commit()  # the attempt is on record as sending before anything leaves this process
-    return _send(attempt.id)
+    others = payments.claim_waiting(session, _batch_size() - 1)
+    session.commit()  # every attempt of the batch is on record as sending before anything leaves this process
+    outcome, *more = _send_all([attempt.id, *others])
+    if more:
+        log.info("order %s: %s; %d more charges sent with it: %s", order_id, outcome, len(more), more)
+    return outcome
+
+
+def _batch_size() -> int:
+    """Charges one job sends at once; in-process (no worker, jobs run inside the request) only its own."""
+    return current_app.config["PAYMENT_BATCH"] if current_app.config["REDIS_URL"] else 1
+
+
+def _send_all(attempt_ids: list[int]) -> list[str]:
+    """Send claimed charges concurrently, each thread with its own app context and session."""
+    if len(attempt_ids) == 1:
+        return [_send(attempt_ids[0])]
+    app = current_app._get_current_object()
+
+    def send(attempt_id: int) -> str:
+        with app.app_context():
+            try:
+                return _send(attempt_id)
+            except Exception:
+                # The attempt stays `sending`; once it is stale, reconciliation settles it by invoice number.
+                log.exception("charge attempt %s failed before its answer was recorded", attempt_id)
+                return "unknown"
+
+    with ThreadPoolExecutor(max_workers=len(attempt_ids), thread_name_prefix="charge") as pool:
+        return list(pool.map(send, attempt_ids))
 
 
 @job
@@ -331,4 +365,8 @@ def _record_follow_up(attempt_id: int, result: Result, settled: bool = False) ->
         queues.enqueue_in(
             payments.retry_delay(attempt.tries), FOLLOW_UP_JOBS[attempt.kind], attempt.id, queue="payments"
         )
+    elif outcome == "approved" and attempt.kind in ("refund", "void"):
+        from jobs import emails
+
+        queues.enqueue(emails.send_refund_notice, order.id, attempt.id, retry=queues.EMAIL_RETRY)
     return outcome

@@ -77,6 +77,8 @@ def load_config(instance_path: str) -> dict:
         "AUTHNET_ENDPOINT": os.environ.get("AUTHNET_ENDPOINT", SANDBOX_ENDPOINT),
         "AUTHNET_CONNECT_TIMEOUT": float(os.environ.get("AUTHNET_CONNECT_TIMEOUT", "5")),
         "AUTHNET_READ_TIMEOUT": float(os.environ.get("AUTHNET_READ_TIMEOUT", "30")),
+        # Charges one worker sends at once (threads); each waits ~300 ms on the gateway, not on the CPU.
+        "PAYMENT_BATCH": int(os.environ.get("PAYMENT_BATCH", "32")),
         "ACCEPT_JS_URL": os.environ.get("ACCEPT_JS_URL", ""),  # empty: the local test stand-in
         "ORDER_HOLD_MINUTES": int(os.environ.get("ORDER_HOLD_MINUTES", "15")),
         "CHECKOUT_LIMIT_PER_IP": os.environ.get("CHECKOUT_LIMIT_PER_IP", "30/minute"),

@@ -287,6 +287,10 @@ class Loopback(Proc):
     def transactions(self) -> list[dict]:
         return self._control("GET", "transactions")
 
+    def peak_in_flight(self) -> int:
+        """The most createTransaction calls answered at once since the last reset."""
+        return self._control("GET", "stats")["peak_in_flight"]
+
     def charges(self, invoice_number: str | None = None) -> list[dict]:
         """Booked auth/auth-capture transactions (approved or declined), optionally for one invoice."""
         return [

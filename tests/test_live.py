@@ -254,6 +254,32 @@ def test_two_variants_bought_in_opposite_orders_never_deadlock(shop, gateway):
     assert len(gateway.charges()) == units
 
 
+# -- 2b. payments keep pace: many charges in flight per worker process ---------------------------------
+
+
+def test_each_worker_keeps_many_charges_in_flight_and_charges_each_order_once(shop, gateway):
+    item = shop.new_item(24)
+    gateway.latency(0.5)  # like the real gateway: the answer takes a while, the worker's CPU barely works
+    try:
+        plans = [[(item.slug, item.variant_id)]] * 24
+        purchases = live.run_buyers(shop.web.url, plans, processes=2, threads=6, together=True)
+        winners = _check_purchases(purchases, 24)
+        assert len(winners) == 24
+        orders = [o["id"] for o in shop.db.orders_with(item.variant_id)]
+        shop.db.wait_until_settled(orders, timeout=SETTLE_TIMEOUT)
+        peak = gateway.peak_in_flight()
+    finally:
+        gateway.latency(0)
+
+    assert Counter(o["status"] for o in shop.db.orders_with(item.variant_id)) == {"paid": 24}
+    # One charge at a time per process would never have more calls open than there are workers.
+    assert peak > RQ_WORKERS, f"at most {peak} gateway calls were in flight with {RQ_WORKERS} workers"
+    charges = gateway.charges()
+    assert Counter(c["invoice_number"] for c in charges) == {p.number: 1 for p in winners}
+    for number in (p.number for p in winners):
+        assert len(shop.db.attempts(number)) == 1
+
+
 # -- 3. the same form posted ten times at once --------------------------------------------------------
 
 

@@ -4,19 +4,23 @@ import hashlib
 import hmac
 import json
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, delete, select, update
+from sqlalchemy.orm import Session
 
 from jobs import maintenance
 from jobs.payments import check_payment, finalize_order, reconcile_charge
-from storefront import create_app
+from storefront import create_app, queues
+from storefront.catalog.models import Category, Product
 from storefront.orders.models import Order
+from storefront.payments import services as payments
 from storefront.payments.gateway import AuthorizeNetGateway, GatewayUnavailable
 from storefront.payments.models import PaymentAttempt, WebhookEvent
-from tests.factories import make_order
+from tests.factories import make_order, make_product
 from tools import anet_loopback
 
 LOGIN, KEY = anet_loopback.DEFAULT_LOGIN, anet_loopback.DEFAULT_KEY
@@ -208,6 +212,62 @@ def test_finalize_charges_once_however_often_it_runs(anet_app, connection, sessi
     assert run(anet_app, finalize_order, order.id) == "nothing to do"
     session.refresh(order)
     assert order.status == "paid" and len(loopback.ledger.transactions()) == 1
+
+
+def test_a_batch_claims_the_oldest_waiting_charges_of_pending_orders(connection, session):
+    first, second, third = (make_order(session) for _ in range(3))
+    expired = make_order(session)
+    expired.status = "expired"
+    session.flush()
+
+    claimed = payments.claim_waiting(session, 2)
+
+    ids = {order.id: attempt_of(session, order) for order in (first, second, third, expired)}
+    assert claimed == [ids[first.id].id, ids[second.id].id]
+    assert [ids[o.id].status for o in (first, second, third, expired)] == [
+        "sending",
+        "sending",
+        "created",
+        "created",
+    ]
+    assert ids[first.id].tries == 1
+    assert payments.claim_waiting(session, 5) == [ids[third.id].id]  # never the expired order's, never twice
+    assert payments.claim_waiting(session, 0) == []
+
+
+def test_finalize_sends_a_batch_on_threads_and_each_order_is_charged_once(
+    anet_app, database_url, loopback, monkeypatch
+):
+    """Threads need their own connections, so this test commits to the database (and cleans up after)."""
+    monkeypatch.setitem(anet_app.config, "PAYMENT_BATCH", 3)
+    monkeypatch.setitem(anet_app.config, "REDIS_URL", "redis://unused")  # batches are for real workers only
+    monkeypatch.setattr(queues, "enqueue", lambda *args, **kwargs: None)  # the e-mails: no queue here
+    engine = create_engine(database_url)
+    with Session(engine) as own:
+        product = make_product(own, variants=[{"on_hand": 10}])
+        made = [make_order(own, product.variants[0]).id for _ in range(4)]
+        product_id, category_id = product.id, product.category_id
+        own.commit()
+    try:
+        outcomes = [run(anet_app, finalize_order, order_id) for order_id in made]
+        with Session(engine) as own:
+            statuses = dict(own.execute(select(Order.id, Order.status).where(Order.id.in_(made))).all())
+            tries = own.scalars(select(PaymentAttempt.tries).where(PaymentAttempt.order_id.in_(made))).all()
+    finally:
+        with Session(engine) as own:
+            own.execute(delete(Order).where(Order.id.in_(made)))
+            own.delete(own.get(Product, product_id))  # with its variants and images
+            own.flush()
+            own.delete(own.get(Category, category_id))
+            own.commit()
+        engine.dispose()
+
+    # The first job sent three charges at once; the next two found their orders paid, the fourth sent its own.
+    assert outcomes == ["paid", "nothing to do", "nothing to do", "paid"]
+    assert statuses == dict.fromkeys(made, "paid")
+    assert sorted(tries) == [1, 1, 1, 1]
+    invoices = Counter(t.invoice_number for t in loopback.ledger.transactions())
+    assert sorted(invoices.values()) == [1, 1, 1, 1]
 
 
 def test_a_crash_after_the_gateway_approved_is_reconciled_to_one_charge(

@@ -7,7 +7,7 @@ repository, or $ANET_XSD_PATH). A JSON control API on the same port injects faul
 POST /_control/fault {"mode": "http500" | "hang" | "lost_after_charge" | "slow_after_charge" | "none", "count": 1,
 "hang_seconds": 30},
 POST /_control/latency {"seconds": 0.3}, POST /_control/settle, POST /_control/reset,
-GET /_control/transactions, GET /_control/health.
+GET /_control/transactions, GET /_control/stats (calls in flight, and the peak), GET /_control/health.
 """
 
 import argparse
@@ -360,7 +360,20 @@ class LoopbackServer(ThreadingHTTPServer):
         # Guards the fault and the shared XMLSchema, whose error log belongs to the object, not the call.
         self._lock = threading.Lock()
         self._fault = Fault()
+        # createTransaction calls being answered right now, and the most at once since the last reset: how a
+        # test sees that the shop keeps many payments in flight.
+        self.in_flight = 0
+        self.peak_in_flight = 0
         super().__init__(address, _Handler)
+
+    def calls_started(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def calls_ended(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup of the address, which can stall with no network.
@@ -422,6 +435,7 @@ class LoopbackServer(ThreadingHTTPServer):
         with self._lock:
             self._fault = Fault()
             self.gateway.ledger = Ledger()
+            self.peak_in_flight = self.in_flight
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -453,6 +467,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/_control/health":
             self._send_json(200, {"ok": True})
+        elif path == "/_control/stats":
+            server = self.server
+            self._send_json(200, {"in_flight": server.in_flight, "peak_in_flight": server.peak_in_flight})
         elif path == "/_control/transactions":
             self._send_json(200, [txn_json(txn) for txn in self.server.gateway.ledger.transactions()])
         else:
@@ -467,6 +484,14 @@ class _Handler(BaseHTTPRequestHandler):
         if etree.QName(request).localname != "createTransactionRequest":
             self._send_xml(server.gateway.answer(request))
             return
+        server.calls_started()
+        try:
+            self._transaction(request)
+        finally:
+            server.calls_ended()
+
+    def _transaction(self, request: etree._Element) -> None:
+        server = self.server
         server.stopping.wait(server.latency)
         fault = server.take_fault()
         if fault.mode == "hang":

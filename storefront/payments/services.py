@@ -65,6 +65,39 @@ def claim(session: Session, attempt: PaymentAttempt, stale_before: datetime | No
     return bool(won)
 
 
+def claim_waiting(session: Session, limit: int) -> list[int]:
+    """Take up to `limit` charges recorded but not sent yet, oldest first, for one batch of gateway calls.
+
+    Rows another worker is claiming at this moment are skipped, not waited for, so workers never queue up
+    behind each other; each claimed attempt is `sending` exactly as `claim` leaves it.
+    """
+    if limit <= 0:
+        return []
+    waiting = (
+        select(PaymentAttempt.id)
+        .join(Order, Order.id == PaymentAttempt.order_id)
+        .where(
+            PaymentAttempt.kind == "charge",
+            PaymentAttempt.status == "created",
+            Order.status == "pending_payment",
+        )
+        .order_by(PaymentAttempt.id)
+        .limit(limit)
+        .with_for_update(of=PaymentAttempt, skip_locked=True)
+        # A CTE, evaluated once: as an IN (subquery) PostgreSQL may run the LIMIT more than once and claim more.
+        .cte("waiting")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
+    )
+    claimed = session.scalars(
+        update(PaymentAttempt)
+        .where(PaymentAttempt.id == waiting.c.id, PaymentAttempt.status == "created")
+        .values(status="sending", tries=PaymentAttempt.tries + 1, updated_at=func.now())
+        .returning(PaymentAttempt.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(claimed)
+
+
 def _record(attempt: PaymentAttempt, result: Result, status: str) -> None:
     attempt.status = status
     attempt.trans_id = result.trans_id or attempt.trans_id
