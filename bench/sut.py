@@ -377,6 +377,17 @@ class Queues:
     def depth(self) -> int:
         return sum(self.redis.llen(f"rq:queue:{name}") for name in self.NAMES)
 
+    def suspend_workers(self) -> None:
+        """`rq suspend`: the workers finish the job in hand and take no other until resumed."""
+        from rq.suspension import suspend
+
+        suspend(self.redis)
+
+    def resume_workers(self) -> None:
+        from rq.suspension import resume
+
+        resume(self.redis)
+
     def depths(self) -> dict[str, int]:
         """Jobs waiting per queue: {"payments_queued": n, "default_queued": n} (e-mails go to default)."""
         return {f"{name}_queued": self.redis.llen(f"rq:queue:{name}") for name in self.NAMES}

@@ -95,3 +95,61 @@ def send_shipping_confirmation(order_id: int) -> None:
             link=link,
         )
     )
+
+
+@job
+def send_refund_notice(order_id: int, attempt_id: int) -> None:
+    """Tell the customer money went back to their card, once the gateway has confirmed that refund (or the
+    void that gave all of it back)."""
+    from storefront.orders import services as orders
+    from storefront.orders.views import view_key
+    from storefront.payments import services as payments
+    from storefront.payments.models import PaymentAttempt
+
+    session = get_session()
+    order = orders.get(session, order_id)
+    attempt = session.get(PaymentAttempt, attempt_id)
+    if (
+        order is None
+        or attempt is None
+        or attempt.order_id != order.id
+        or attempt.kind not in ("refund", "void")
+        or attempt.status != "approved"
+    ):
+        return
+    state = payments.money(session, order, current_app.config["PAYMENT_CAPTURE"] != "auth_capture")
+    link = mail.external_url("orders.status", number=order.number, key=view_key(order))
+    mail.send(
+        mail.compose(
+            order.email,
+            f"Your Storefront order {order.number}: ${attempt.amount:,.2f} refunded",
+            "emails/refunded.txt",
+            order=order,
+            attempt=attempt,
+            returned=state.returned,
+            all_returned=state.all_returned,
+            link=link,
+        )
+    )
+
+
+@job
+def send_cancellation_notice(order_id: int) -> None:
+    """Tell the customer the order was cancelled, and whether money is on its way back."""
+    from storefront.orders import services as orders
+    from storefront.orders.views import view_key
+
+    order = orders.get(get_session(), order_id)
+    if order is None or order.status != "cancelled":
+        return
+    link = mail.external_url("orders.status", number=order.number, key=view_key(order))
+    mail.send(
+        mail.compose(
+            order.email,
+            f"Your Storefront order {order.number} is cancelled",
+            "emails/cancelled.txt",
+            order=order,
+            paid=order.paid_at is not None,
+            link=link,
+        )
+    )

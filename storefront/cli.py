@@ -101,16 +101,8 @@ def create_staff(email: str, role: str, password: str) -> None:
 
     session = get_session()
     try:
-        address = accounts.normalize_email(email)
+        user, created = accounts.make_staff(session, email, role, password)
     except accounts.AccountError as error:
         raise click.ClickException(str(error)) from error
-    problem = accounts.password_problem(password, address)
-    if problem:
-        raise click.ClickException(problem)
-    user, created = accounts.register(session, address, password)
-    if not created:
-        accounts.set_password(user, password)
-    user.role = role
-    accounts.mark_verified(user)
     session.commit()
-    click.echo(f"{'created' if created else 'updated'} {role} {address}")
+    click.echo(f"{'created' if created else 'updated'} {role} {user.email}")

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
+from jobs import emails
 from jobs import payments as payment_jobs
 from jobs.payments import finalize_order, refund_payment
 from storefront.admin.models import AuditEntry
@@ -614,3 +615,89 @@ def test_a_void_whose_job_was_lost_is_sent_by_the_sweep(
     assert run(anet_app, maintenance.redrive_payment_operations) == 1
     assert [a.status for a in attempts(session, order, "void")] == ["approved"]
     assert loopback.ledger.transactions()[0].status == "voided"
+
+
+# --- the customer hears about refunds and cancellations ----------------------------------------------
+
+
+def mails_about(outbox, words: str) -> list:
+    return [message for message in read_outbox(outbox) if words in message["Subject"]]
+
+
+def test_each_confirmed_refund_emails_the_customer(anet_app, client, session, staff, loopback, outbox):
+    order = paid_order(anet_app, session, user=make_user(session, "refund.me@example.com"))
+    act(client, order, "ship", tracking_number="1Z999AA10123456784")
+    loopback.ledger.settle()
+    act(client, order, "refund", amount="5.00")
+    [first] = mails_about(outbox, "refunded")
+    body = first.get_content()
+    assert first["To"] == "refund.me@example.com" and first["Subject"].endswith("$5.00 refunded")
+    assert "We have refunded $5.00" in body and "Refunded so far: $5.00 of $20.00." in body
+    assert f"/orders/{order.number}?key=" in body
+    act(client, order, "refund", amount="15.00")
+    _first, second = mails_about(outbox, "refunded")
+    assert second["Subject"].endswith("$15.00 refunded")
+    assert "All of your payment has now gone back to you." in second.get_content()
+
+
+def test_a_refund_the_gateway_refuses_emails_nobody(anet_app, client, session, staff, loopback, outbox):
+    order = paid_order(anet_app, session)
+    act(client, order, "refund", amount="5.00")  # not settled yet: refused (54), and not a full refund
+    assert [a.status for a in attempts(session, order, "refund")] == ["error"]
+    assert mails_about(outbox, "refunded") == []
+
+
+def test_a_full_refund_that_becomes_a_void_emails_the_customer(anet_app, client, session, staff, outbox):
+    order = paid_order(anet_app, session)
+    act(client, order, "refund", amount="20.00")
+    [message] = mails_about(outbox, "refunded")
+    body = message.get_content()
+    assert "We have cancelled the payment of $20.00" in body and "All of your payment" in body
+
+
+def test_the_refund_email_waits_for_the_gateway_and_goes_once(
+    anet_app, client, session, staff, loopback, outbox, monkeypatch
+):
+    order = paid_order(anet_app, session)
+    loopback.ledger.settle()
+    with monkeypatch.context() as held:
+        held.setattr("storefront.admin.orders.queues.enqueue", lambda *args, **kw: None)
+        act(client, order, "refund", amount="7.50")
+    [refund] = attempts(session, order, "refund")
+    run(anet_app, emails.send_refund_notice, order.id, refund.id)  # recorded, not confirmed: no e-mail
+    assert mails_about(outbox, "refunded") == []
+    assert run(anet_app, refund_payment, refund.id) == "approved"
+    assert run(anet_app, refund_payment, refund.id) == "already handled"
+    assert len(mails_about(outbox, "refunded")) == 1
+    other = make_order(session)
+    run(anet_app, emails.send_refund_notice, other.id, refund.id)  # not that order's refund
+    assert len(mails_about(outbox, "refunded")) == 1
+
+
+def test_cancelling_an_unpaid_order_emails_the_customer(client, session, staff, outbox):
+    order = make_order(session, quantity=1, email="cancel.me@example.com")
+    assert act(client, order, "cancel").status_code == 303
+    [message] = mails_about(outbox, "is cancelled")
+    assert message["To"] == "cancel.me@example.com" and order.number in message["Subject"]
+    body = message.get_content()
+    assert "You have not been charged" in body and f"/orders/{order.number}?key=" in body
+
+
+def test_cancelling_a_paid_order_emails_the_cancellation_then_the_money_back(
+    anet_app, client, session, staff, loopback, outbox
+):
+    order = paid_order(anet_app, session)
+    act(client, order, "cancel")
+    cancelled, refunded = mails_about(outbox, "is cancelled"), mails_about(outbox, "refunded")
+    assert len(cancelled) == 1 and "going back to your card" in cancelled[0].get_content()
+    assert len(refunded) == 1 and "We have cancelled the payment of $20.00" in refunded[0].get_content()
+
+
+def test_a_refused_cancellation_emails_nobody(anet_app, client, session, staff, outbox):
+    order = make_order(session, quantity=1)
+    [charge] = attempts(session, order)
+    charge.status = "sending"
+    session.flush()
+    assert act(client, order, "cancel").status_code == 409
+    run(anet_app, emails.send_cancellation_notice, order.id)  # the job itself checks the order, too
+    assert mails_about(outbox, "is cancelled") == []

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-from storefront.accounts.models import Address, LoginAttempt, RecoveryCode, User, new_session_token
+from storefront.accounts.models import ROLES, Address, LoginAttempt, RecoveryCode, User, new_session_token
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 128
@@ -410,3 +410,114 @@ def lift_ip_lock(lockout: Lockout, ip: str) -> bool:
     lockout.redis.delete(key, _key("failures", ANY_ACCOUNT, ip))
     lockout.redis.hdel(LOCK_INDEX, key)
     return found
+
+
+# --- staff: accounts and roles ---
+
+STAFF_ROLES = ("staff", "admin")
+
+
+class StaffRefused(AccountError):
+    """A staff change that is not allowed: to one's own account, or one that would leave no admin."""
+
+
+def make_staff(session: Session, email: str, role: str, password: str | None = None) -> tuple[User, bool]:
+    """Give the account with this e-mail a staff role, creating it if there is none; returns it and whether
+    it is new. Without a password a new account gets an unknown random one, so the only way in is a
+    password-reset link. `flask create-staff` and the admin's staff page both come through here."""
+    if role not in STAFF_ROLES:
+        raise AccountError(f"The role must be one of: {', '.join(STAFF_ROLES)}.")
+    address = normalize_email(email)
+    if password is not None:
+        problem = password_problem(password, address)
+        if problem:
+            raise AccountError(problem)
+    user, created = register(session, address, password or secrets.token_urlsafe(32))
+    if password is not None and not created:
+        set_password(user, password)
+    user.role = role
+    mark_verified(user)
+    session.flush()
+    return user, created
+
+
+def staff_members(session: Session) -> list[tuple[User, datetime | None]]:
+    """Every staff and admin account by e-mail, each with its last recorded successful sign-in (or None)."""
+    users = list(session.scalars(select(User).where(User.role.in_(STAFF_ROLES)).order_by(User.email)))
+    if not users:
+        return []
+    last = dict(
+        session.execute(
+            select(LoginAttempt.email, func.max(LoginAttempt.created_at))
+            .where(LoginAttempt.email.in_([user.email for user in users]), LoginAttempt.outcome == "success")
+            .group_by(LoginAttempt.email)
+        )
+        .tuples()
+        .all()
+    )
+    return [(user, last.get(user.email)) for user in users]
+
+
+def _refuse_staff_change(session: Session, actor: User, user: User, removes_admin: bool) -> None:
+    """Raise StaffRefused for a change to one's own account, or for taking away the last enabled admin.
+
+    Every enabled admin's row is locked (in id order) until the commit, so two admins who demote each
+    other at the same moment take turns, and the second one sees that the first is no longer an admin.
+    """
+    if user.id == actor.id:
+        raise StaffRefused("You cannot change your own role or access. Ask another admin.")
+    if not removes_admin:
+        return
+    admins = list(
+        session.scalars(
+            select(User.id)
+            .where(User.role == "admin", User.is_disabled.is_(False))
+            .order_by(User.id)
+            .with_for_update()
+        )
+    )
+    if admins == [user.id]:
+        raise StaffRefused(f"{user.email} is the last admin. Make someone else an admin first.")
+
+
+def clear_second_factor(session: Session, user: User) -> None:
+    """Turn the second factor off and delete its recovery codes, so the account must enrol again; every
+    session of it is signed out (the authenticator may be lost, or in the wrong hands)."""
+    user.totp_secret = None
+    user.totp_enabled_at = None
+    user.session_token = new_session_token()
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+
+
+def change_role(session: Session, actor: User, user: User, role: str) -> None:
+    """Make a staff member staff, admin or a customer again. A customer keeps no second factor: it is
+    a staff feature, and sign-in would otherwise end on the admin they can no longer enter."""
+    if role not in ROLES:
+        raise AccountError(f"The role must be one of: {', '.join(ROLES)}.")
+    if user.role == role:
+        raise StaffRefused(f"{user.email} is already {role}.")
+    _refuse_staff_change(session, actor, user, removes_admin=user.role == "admin")
+    user.role = role
+    if role == "customer" and user.totp_enabled_at is not None:
+        clear_second_factor(session, user)
+    session.flush()
+
+
+def set_staff_disabled(session: Session, actor: User, user: User, disabled: bool) -> None:
+    """Disable or enable a staff account (signed out everywhere either way), never one's own or the last
+    admin."""
+    if user.is_disabled == disabled:
+        raise StaffRefused(f"{user.email} is already {'disabled' if disabled else 'enabled'}.")
+    _refuse_staff_change(session, actor, user, removes_admin=disabled and user.role == "admin")
+    set_disabled(user, disabled)
+    session.flush()
+
+
+def reset_second_factor(session: Session, actor: User, user: User) -> None:
+    """Clear another staff member's second factor (a lost phone): they enrol again at their next visit."""
+    if user.id == actor.id:
+        raise StaffRefused("To replace your own authenticator, use Two-step sign-in.")
+    if user.totp_enabled_at is None:
+        raise StaffRefused(f"{user.email} has not set up two-step sign-in.")
+    clear_second_factor(session, user)
+    session.flush()

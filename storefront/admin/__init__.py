@@ -75,6 +75,8 @@ from storefront.admin import (  # noqa: E402, F401  (their routes join bp; menu 
     orders,
     products,
     sales,
+    settings,
+    staff,
     stock,
     two_factor,
 )

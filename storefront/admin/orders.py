@@ -500,6 +500,7 @@ def order_cancel(number: str):
         after |= {"money_back": attempt.kind, "amount": attempt.amount, "attempt": attempt.id}
     _audit("order.cancel", order, before, after)
     db.commit()
+    queues.enqueue(emails.send_cancellation_notice, order.id, retry=queues.EMAIL_RETRY)
     _enqueue(attempt)
     message = "Order cancelled and its stock released."
     if attempt is not None:

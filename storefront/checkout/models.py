@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from sqlalchemy import Numeric, String, UniqueConstraint
+from sqlalchemy import Numeric, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storefront.db import Base
@@ -42,5 +42,7 @@ class TaxRate(Base):
     region: Mapped[str] = mapped_column(String(80), default="")
     name: Mapped[str] = mapped_column(String(80))
     rate: Mapped[Decimal] = mapped_column(Numeric(6, 4))
+    # Off instead of deleted, so a rate stays on record; checkout applies only active ones.
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     __table_args__ = (UniqueConstraint("country", "region", name="uq_tax_rates_country_region"),)

@@ -154,9 +154,6 @@ def place():
             form.dataValue.errors.append("The card details could not be read. Please enter them again.")
     if form.errors:
         return _page(form, cart_view, 422)
-    existing = orders.by_idempotency_key(get_session(), form.idempotency_key.data)
-    if existing is not None:  # the same form again (double click, back and resubmit): the same order
-        return _to_status(existing)
     _require_queue()
     try:
         email = accounts.normalize_email(form.email.data)
@@ -169,6 +166,8 @@ def place():
     try:
         order = checkout.place_order(db, cart, cart_view, details, hold)
         db.commit()
+    except checkout.AlreadyPlaced as placed:  # nothing was written
+        return _to_status(placed.order)
     except checkout.CheckoutError as refused:
         db.rollback()
         return _page(form, carts.view(db, current_cart(), max_per_line()), 409, error=str(refused))
