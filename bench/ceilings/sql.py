@@ -4,7 +4,7 @@ These are the statements `storefront.checkout.services.place_order` sends, in th
 (captured with SQLAlchemy's echo): the idempotency lookup, the shipping methods, the tax rate, the order, its
 line, its "placed" event, its charge attempt, the cart's lines deleted, and the guarded UPDATE of the
 variant last, then COMMIT. Not included: what the view does around it (loading the cart, its lines and
-images, a second idempotency lookup and a second shipping-methods read, the session cookie, CSRF, limits);
+images, a second shipping-methods read, the session cookie, CSRF, limits);
 that difference is part of what the ratio to this ceiling shows.
 """
 
@@ -13,7 +13,10 @@ SHIPPING = (
     "SELECT id, code, name, description, price, free_over, countries, position, is_active "
     "FROM shipping_methods WHERE is_active ORDER BY position, price"
 )
-TAX = "SELECT id, country, region, name, rate FROM tax_rates WHERE country = :country AND region IN ('', :region)"
+TAX = (
+    "SELECT id, country, region, name, rate FROM tax_rates "
+    "WHERE is_active AND country = :country AND region IN ('', :region)"
+)
 INSERT_ORDER = (
     "INSERT INTO orders (number, idempotency_key, user_id, email, status, currency, subtotal, shipping_total, "
     "tax_total, total, shipping_method, ship_name, ship_line1, ship_line2, ship_city, ship_region, "
@@ -51,7 +54,7 @@ PGBENCH_SCRIPT = """\\set v random(:lo, :hi)
 BEGIN;
 SELECT * FROM orders WHERE idempotency_key = 'bench-:n';
 {shipping};
-SELECT id, country, region, name, rate FROM tax_rates WHERE country = 'US' AND region IN ('', '');
+SELECT id, country, region, name, rate FROM tax_rates WHERE is_active AND country = 'US' AND region IN ('', '');
 {insert_order} \\gset
 {insert_line};
 {insert_event};
