@@ -77,6 +77,9 @@ def load_config(instance_path: str) -> dict:
         "AUTHNET_ENDPOINT": os.environ.get("AUTHNET_ENDPOINT", SANDBOX_ENDPOINT),
         "AUTHNET_CONNECT_TIMEOUT": float(os.environ.get("AUTHNET_CONNECT_TIMEOUT", "5")),
         "AUTHNET_READ_TIMEOUT": float(os.environ.get("AUTHNET_READ_TIMEOUT", "30")),
+        # Seconds a product page's or a listing's data may be served from the process's memory (0: never).
+        # Stock shown there may lag by as much; the live stock fragment, add to cart and checkout never do.
+        "CATALOG_CACHE_SECONDS": float(os.environ.get("CATALOG_CACHE_SECONDS", "2")),
         # Charges one worker sends at once (threads); each waits ~300 ms on the gateway, not on the CPU.
         "PAYMENT_BATCH": int(os.environ.get("PAYMENT_BATCH", "32")),
         "ACCEPT_JS_URL": os.environ.get("ACCEPT_JS_URL", ""),  # empty: the local test stand-in

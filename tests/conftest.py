@@ -53,6 +53,8 @@ def app(database_url, media_folder):
             "WTF_CSRF_ENABLED": True,
             "RATELIMIT_STORAGE_URI": "memory://",
             "MAIL_OUTBOX": str(media_folder.parent / "outbox"),
+            # Tests change the catalog between requests; the cache tests in test_catalog.py turn it on.
+            "CATALOG_CACHE_SECONDS": 0,
         }
     )
 

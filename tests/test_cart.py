@@ -1,7 +1,7 @@
 """The cart: add, change and remove with HTMX or plain forms, checked against live stock, merged at login."""
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from storefront.cart.models import Cart, CartLine
 from tests.conftest import csrf_token, login
@@ -199,3 +199,46 @@ def test_product_page_offers_only_available_variants(client, session, ring):
     body = client.get(f"/products/{ring.slug}").get_data(as_text=True)
     assert f'value="{ring.variants[0].id}"\n             checked' in body or "checked" in body
     assert body.count("disabled") >= 1 and 'action="/cart/add"' in body
+
+
+def test_adding_to_cart_is_rate_limited_per_ip(app, client, session, ring, monkeypatch):
+    monkeypatch.setitem(app.config, "ADD_TO_CART_LIMIT", "2/minute")
+    assert add(client, ring.variants[0].id).status_code == 303
+    assert add(client, ring.variants[0].id, headers=HTMX).status_code == 200
+    refused = add(client, ring.variants[0].id)
+    assert refused.status_code == 429 and "Slow down" in refused.get_data(as_text=True)
+    assert int(refused.headers["Retry-After"]) > 0
+    assert add(client, ring.variants[0].id, headers=HTMX).status_code == 429
+    assert lines(session) == [(ring.variants[0].id, 2)]
+
+
+def test_a_signed_in_shopper_adds_to_one_account_cart(client, session, ring):
+    user = make_user(session)
+    login(client, user.email)
+    add(client, ring.variants[0].id, 1)
+    response = add(client, ring.variants[0].id, 2, HTMX)
+    assert response.status_code == 200 and ">3</span>" in response.get_data(as_text=True)
+    assert session.execute(select(Cart.user_id)).all() == [(user.id,)]
+    assert lines(session) == [(ring.variants[0].id, 3)]
+
+
+def test_a_cart_that_was_purged_is_replaced_by_a_new_one(client, session, ring):
+    add(client, ring.variants[0].id, 2)
+    session.execute(delete(Cart))  # as purge_abandoned_carts does
+    response = add(client, ring.variants[0].id, 1, HTMX)
+    assert response.status_code == 200 and ">1</span>" in response.get_data(as_text=True)
+    assert lines(session) == [(ring.variants[0].id, 1)]
+    with client.session_transaction() as cookie:
+        assert cookie["cart_id"] == session.scalar(select(Cart.id))
+
+
+def test_another_anonymous_cart_id_is_never_an_account_cart(client, session, ring):
+    user = make_user(session)
+    account_cart = Cart(user_id=user.id)
+    session.add(account_cart)
+    session.flush()
+    with client.session_transaction() as cookie:
+        cookie["cart_id"] = account_cart.id  # cannot be forged, but even so
+    add(client, ring.variants[0].id, 1)
+    assert session.scalar(select(func.count(CartLine.id)).where(CartLine.cart_id == account_cart.id)) == 0
+    assert lines(session) == [(ring.variants[0].id, 1)]

@@ -1,5 +1,6 @@
 """The shopper's catalog: home, listings, filters, search, product page and live stock."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -57,8 +58,6 @@ def shop(session):
 
 def names(response) -> list[str]:
     """Product names in the order the page shows them."""
-    import re
-
     return re.findall(r"<h3>([^<]+)</h3>", response.get_data(as_text=True))
 
 
@@ -261,3 +260,135 @@ def test_price_from_follows_the_cheapest_variant(session):
     product = make_product(session, variants=[{"price": Decimal("9.50")}, {"price": Decimal("7.25")}])
     assert product.price_from == Decimal("7.25")
     assert isinstance(session.get(Product, product.id).price_from, Decimal)
+
+
+# --- snapshots: the product page and listings served from the process's cache for a few seconds ---
+
+
+@pytest.fixture
+def cached(app, monkeypatch):
+    """The catalog cache on (2 s) with a clock the test moves by hand; the cache is empty before and after."""
+    from storefront.extensions import clock
+
+    moment = {"now": clock.now()}
+    monkeypatch.setattr(clock, "now", lambda: moment["now"])
+    monkeypatch.setitem(app.config, "CATALOG_CACHE_SECONDS", 2)
+    cache = app.extensions["catalog_cache"]
+    cache.clear()
+
+    class Clock:
+        def advance(self, seconds: float) -> None:
+            moment["now"] += seconds
+
+        def at(self, when: datetime) -> None:
+            moment["now"] = when.timestamp()
+
+    yield Clock()
+    cache.clear()
+
+
+def sale(session, variant, price: str, starts_at: datetime, ends_at: datetime, limit: int | None = None):
+    from storefront.catalog.models import Sale, SaleItem
+
+    drop = Sale(name="Flash drop", starts_at=starts_at, ends_at=ends_at, per_customer_limit=limit)
+    drop.items.append(SaleItem(variant_id=variant.id, sale_price=Decimal(price)))
+    session.add(drop)
+    session.flush()
+    return drop
+
+
+def test_a_cached_product_page_runs_no_sql_and_is_still_per_shopper(app, client, connection, session, cached):
+    from tests.test_queries import count_statements
+
+    product = make_product(session, name="Snapshot Ring", variants=[{"price": Decimal("30.00")}])
+    first = client.get(f"/products/{product.slug}")
+    with count_statements(connection) as statements:
+        again = client.get(f"/products/{product.slug}")
+        other = app.test_client().get(f"/products/{product.slug}")
+    assert statements == []
+    assert again.status_code == other.status_code == 200
+    assert again.get_data(as_text=True) == first.get_data(as_text=True)
+    token = re.compile(r'name="csrf_token" value="([^"]+)"')
+    assert token.search(other.get_data(as_text=True))[1] != token.search(first.get_data(as_text=True))[1]
+    with client.session_transaction() as cookie:
+        cookie["cart_count"] = 4
+    assert 'aria-label="4 items"' in client.get(f"/products/{product.slug}").get_data(as_text=True)
+
+
+def test_an_edit_shows_on_the_product_page_once_the_snapshot_expires(client, session, cached):
+    product = make_product(session, variants=[{"price": Decimal("30.00")}])
+    url = f"/products/{product.slug}"
+    assert "$30.00" in client.get(url).get_data(as_text=True)
+    session.execute(
+        update(Variant).where(Variant.id == product.variants[0].id).values(price=Decimal("35.00"))
+    )
+    cached.advance(1.5)
+    assert "$30.00" in client.get(url).get_data(as_text=True)
+    cached.advance(0.6)
+    assert "$35.00" in client.get(url).get_data(as_text=True)
+
+
+def test_a_drop_starts_and_ends_on_time_however_long_the_cache(app, client, session, cached):
+    app.config["CATALOG_CACHE_SECONDS"] = 3600
+    product = make_product(session, variants=[{"price": Decimal("30.00")}])
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+    sale(session, product.variants[0], "12.00", starts, starts + timedelta(minutes=10))
+    url = f"/products/{product.slug}"
+    assert "$12.00" not in client.get(url).get_data(as_text=True)
+    cached.at(starts - timedelta(seconds=1))
+    assert "$12.00" not in client.get(url).get_data(as_text=True)
+    cached.at(starts)
+    body = client.get(url).get_data(as_text=True)
+    assert "<del>$30.00</del> <ins>$12.00</ins>" in body and "Flash drop until" in body
+    cached.at(starts + timedelta(minutes=10))
+    assert "$12.00" not in client.get(url).get_data(as_text=True)
+
+
+def test_the_lowest_running_sale_price_wins(client, session):
+    product = make_product(session, variants=[{"price": Decimal("30.00")}])
+    now = datetime.now(UTC)
+    sale(session, product.variants[0], "20.00", now - timedelta(hours=1), now + timedelta(hours=1))
+    sale(session, product.variants[0], "15.00", now - timedelta(hours=1), now + timedelta(hours=2))
+    sale(session, product.variants[0], "5.00", now + timedelta(hours=1), now + timedelta(hours=2))
+    body = client.get(f"/products/{product.slug}").get_data(as_text=True)
+    assert "<ins>$15.00</ins>" in body and "$20.00" not in body and "$5.00" not in body
+
+
+def test_a_cache_time_of_zero_turns_the_cache_off(app, client, connection, session, cached):
+    from tests.test_queries import count_statements
+
+    app.config["CATALOG_CACHE_SECONDS"] = 0
+    product = make_product(session, variants=[{"price": Decimal("30.00")}])
+    client.get(f"/products/{product.slug}")
+    session.execute(
+        update(Variant).where(Variant.id == product.variants[0].id).values(price=Decimal("35.00"))
+    )
+    with count_statements(connection) as statements:
+        assert "$35.00" in client.get(f"/products/{product.slug}").get_data(as_text=True)
+    assert statements
+
+
+def test_live_stock_and_add_to_cart_never_use_the_snapshot(client, session, cached):
+    from tests.conftest import csrf_token
+
+    product = make_product(session, variants=[{"on_hand": 20}])
+    variant = product.variants[0]
+    assert "In stock" in client.get(f"/products/{product.slug}").get_data(as_text=True)
+    session.execute(update(Variant).where(Variant.id == variant.id).values(reserved=20))
+    assert "In stock" in client.get(f"/products/{product.slug}").get_data(as_text=True)  # a hint, for 2 s
+    assert "Sold out" in client.get(f"/products/{product.slug}/stock").get_data(as_text=True)
+    token = csrf_token(client, f"/products/{product.slug}")
+    refused = client.post("/cart/add", data={"variant_id": variant.id, "quantity": 1, "csrf_token": token})
+    assert refused.status_code == 422 and "sold out" in refused.get_data(as_text=True)
+
+
+def test_listings_are_cached_too_and_show_new_products_after_expiry(client, session, cached):
+    category = make_category(session, slug="fresh", name="Fresh")
+    make_product(session, category, name="First arrival")
+    assert names(client.get("/categories/fresh")) == ["First arrival"]
+    make_product(
+        session, category, name="Second arrival", created_at=datetime.now(UTC) + timedelta(seconds=1)
+    )
+    assert names(client.get("/categories/fresh")) == ["First arrival"]
+    cached.advance(2.1)
+    assert names(client.get("/categories/fresh")) == ["Second arrival", "First arrival"]

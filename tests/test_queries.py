@@ -1,4 +1,5 @@
-"""Each catalog page runs a small fixed number of SQL statements, however many products it shows."""
+"""Each catalog page runs a small fixed number of SQL statements, however many products it shows; a page
+served from the catalog cache runs none, and adding to the cart runs two."""
 
 from contextlib import contextmanager
 
@@ -39,10 +40,11 @@ def big_shop(session):
     ("url", "limit"),
     [
         ("/", 5),  # products in a running sale, featured products, images of each, categories
-        ("/products", 3),  # categories, one page of products, their images
-        ("/categories/lots?sort=price_desc&in_stock=y", 4),  # + the category
-        ("/search?q=gold", 3),
-        ("/products/{slug}", 4),  # product with category, variants, images; running sale prices
+        # categories, one page of products, their first images, which of them are in stock
+        ("/products", 4),
+        ("/categories/lots?sort=price_desc&in_stock=y", 4),  # the same; the category is one of the categories
+        ("/search?q=gold", 4),
+        ("/products/{slug}", 2),  # product, category, variants and their sales in one; images
         ("/products/{slug}/stock", 1),
     ],
 )
@@ -52,3 +54,47 @@ def test_page_statement_count_is_fixed(client, connection, big_shop, url, limit)
         response = client.get(url)
     assert response.status_code == 200
     assert len(statements) <= limit, "\n\n".join(statements)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/products", "/categories/lots?sort=price_desc&in_stock=y", "/search?q=gold", "/products/{slug}"],
+)
+def test_a_cached_page_runs_no_statement(app, client, connection, big_shop, monkeypatch, url):
+    monkeypatch.setitem(app.config, "CATALOG_CACHE_SECONDS", 60)
+    app.extensions["catalog_cache"].clear()
+    url = url.format(slug=big_shop[0].slug)
+    try:
+        client.get(url)
+        with count_statements(connection) as statements:
+            response = app.test_client().get(url)
+    finally:
+        app.extensions["catalog_cache"].clear()
+    assert response.status_code == 200
+    assert statements == []
+
+
+def test_add_to_cart_reads_once_and_writes_once(app, client, connection, session, big_shop):
+    from tests.conftest import csrf_token, login
+    from tests.factories import make_user
+
+    variants = big_shop[0].variants
+    token = csrf_token(client)
+    for variant in (variants[0], variants[0], variants[1]):  # new cart, same line, new line
+        with count_statements(connection) as statements:
+            response = client.post(
+                "/cart/add", data={"variant_id": variant.id, "quantity": 1, "csrf_token": token}
+            )
+        # One read (the variant, the cart, the line), one write (the cart and the line together).
+        assert response.status_code == 303
+        assert len(statements) == 2, "\n\n".join(statements)
+    shopper = app.test_client()
+    user = make_user(session)
+    login(shopper, user.email)
+    token = csrf_token(shopper)
+    with count_statements(connection) as statements:
+        response = shopper.post(
+            "/cart/add", data={"variant_id": variants[2].id, "quantity": 1, "csrf_token": token}
+        )
+    assert response.status_code == 303
+    assert len(statements) == 3, "\n\n".join(statements)  # + loading the signed-in user

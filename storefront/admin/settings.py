@@ -325,11 +325,18 @@ def shipping_update(method_id: int):
     method.name, method.description = form.name.data, form.description.data or ""
     method.price, method.free_over = form.price.data, form.free_over.data
     method.countries, method.position = form.countries.data, form.position.data
-    changed_before, changed_after = audit.changes(before, _shipping_values(method))
+    return _saved(
+        db, "shipping.update", "shipping_method", method.id, before, _shipping_values(method), method.name
+    )
+
+
+def _saved(db, action: str, kind: str, target_id: int, before: dict, after: dict, name: str):
+    """Audit and commit what an edit form changed (only the fields that differ), then back to the list."""
+    changed_before, changed_after = audit.changes(before, after)
     if changed_after:
-        _audit(db, "shipping.update", "shipping_method", method.id, changed_before, changed_after)
+        _audit(db, action, kind, target_id, changed_before, changed_after)
         db.commit()
-        flash(f"Saved {method.name}.", "success")
+        flash(f"Saved {name}.", "success")
     else:
         flash("Nothing changed.", "warning")
     return redirect(url_for(".settings_page"), 303)
@@ -405,14 +412,7 @@ def tax_update(rate_id: int):
     before = _tax_values(rate)
     rate.country, rate.region, rate.name = form.country.data, form.region.data or "", form.name.data
     rate.rate = form.rate.data / 100
-    changed_before, changed_after = audit.changes(before, _tax_values(rate))
-    if changed_after:
-        _audit(db, "tax.update", "tax_rate", rate.id, changed_before, changed_after)
-        db.commit()
-        flash(f"Saved {rate.name}.", "success")
-    else:
-        flash("Nothing changed.", "warning")
-    return redirect(url_for(".settings_page"), 303)
+    return _saved(db, "tax.update", "tax_rate", rate.id, before, _tax_values(rate), rate.name)
 
 
 @bp.post("/settings/tax/<int:rate_id>/disable")

@@ -3,11 +3,13 @@
 Stock shown here is a hint; checkout reserves it for real. Prices and totals always come from the catalog.
 """
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, Select, and_, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from storefront.cart.models import Cart, CartLine
@@ -66,31 +68,130 @@ def _line(session: Session, cart: Cart, variant_id: int) -> CartLine | None:
     )
 
 
-def _check_quantity(variant: Variant, quantity: int, max_per_line: int, already: int = 0) -> None:
-    available = variant.available
+def _check_quantity(available: int, label: str, quantity: int, max_per_line: int, already: int = 0) -> None:
+    """Refuse a line quantity the stock or the per-line cap does not allow; `label` names the item."""
     if available <= 0:
-        raise CartError(f"Sorry, {variant.product.name} ({variant.name}) is sold out.")
+        raise CartError(f"Sorry, {label} is sold out.")
     if quantity > max_per_line:
         raise CartError(f"You can buy at most {max_per_line} of each item.")
     if quantity > available:
         have = f" You already have {already} in your cart." if already else ""
-        raise CartError(f"Only {available} left of {variant.product.name} ({variant.name}).{have}")
+        raise CartError(f"Only {available} left of {label}.{have}")
 
 
-def add_item(session: Session, cart: Cart, variant_id: int, quantity: int, max_per_line: int) -> CartLine:
-    """Add units of a variant, on top of any already in the cart."""
-    variant = _sellable_variant(session, variant_id)
-    line = _line(session, cart, variant_id)
-    already = line.quantity if line else 0
-    _check_quantity(variant, already + quantity, max_per_line, already)
-    if line is None:
-        line = CartLine(cart_id=cart.id, variant_id=variant_id, quantity=quantity)
-        session.add(line)
+def _label(variant: Variant) -> str:
+    return f"{variant.product.name} ({variant.name})"
+
+
+@dataclass(frozen=True)
+class Added:
+    cart_id: int
+    count: int  # items in the cart afterwards, for the badge
+
+
+def add_item(
+    session: Session,
+    variant_id: int,
+    quantity: int,
+    max_per_line: int,
+    user_id: int | None = None,
+    cart_id: int | None = None,
+) -> Added:
+    """Add units of a variant to an account's cart, or to the anonymous cart `cart_id` (made if gone).
+
+    One query reads the variant's availability and what the cart already holds; one statement (two on
+    SQLite) then touches or creates the cart and adds to the line, never above what the read allowed.
+    """
+    # Named unlike any column: insert() and update() keep the column names for their own parameters.
+    params = {"variant": variant_id, "units": quantity, "user": user_id, "cart": cart_id}
+    row = session.execute(_offer_query(user_id is not None), params).one_or_none()
+    if row is None:
+        raise CartError("That item is no longer available.")
+    available, product_name, variant_name, found_cart, in_cart, cart_count = row
+    label = f"{product_name} ({variant_name})"
+    _check_quantity(available, label, in_cart + quantity, max_per_line, in_cart)
+    params.update(cart=found_cart, cap=min(available, max_per_line))
+    cart_exists, line_exists = found_cart is not None, in_cart > 0
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            written = session.scalar(_line_statement(cart_exists, line_exists, in_one=True), params)
+        else:
+            params["cart"] = session.scalar(_cart_statement(cart_exists), params)
+            written = session.scalar(_line_statement(cart_exists, line_exists, in_one=False), params)
+    except IntegrityError:  # a cart or line made at the same moment by another request of this shopper
+        written = None
+    if written is None:  # or the line changed, or the cart went, since the read
+        raise CartError(f"Your cart changed while adding {label}. Please try again.")
+    return Added(cart_id=written, count=cart_count + quantity)
+
+
+# The add-to-cart statements are built once, with bound parameters: a drop runs them thousands of times a
+# minute, and building a statement and its cache key costs more CPU than running it.
+
+
+@functools.cache
+def _offer_query(for_account: bool) -> Select:
+    """The variant's availability and names, and the cart's id, quantity of the variant and item count."""
+    carts, lines, variants, products = (
+        Cart.__table__,
+        CartLine.__table__,
+        Variant.__table__,
+        Product.__table__,
+    )
+    if for_account:
+        owner = carts.c.user_id == bindparam("user")
     else:
-        line.quantity = already + quantity
-    _touch(cart)
-    session.flush()
-    return line
+        owner = and_(carts.c.id == bindparam("cart"), carts.c.user_id.is_(None))
+    cart = select(carts.c.id).where(owner).scalar_subquery()
+    variant_id = bindparam("variant", type_=Integer)
+    in_cart = select(lines.c.quantity).where(lines.c.cart_id == cart, lines.c.variant_id == variant_id)
+    count = select(func.coalesce(func.sum(lines.c.quantity), 0)).where(lines.c.cart_id == cart)
+    return (
+        select(
+            variants.c.on_hand - variants.c.reserved,
+            products.c.name,
+            variants.c.name,
+            cart,
+            func.coalesce(in_cart.scalar_subquery(), 0),
+            count.scalar_subquery(),
+        )
+        .join(products, products.c.id == variants.c.product_id)
+        .where(variants.c.id == variant_id, products.c.is_active)
+    )
+
+
+@functools.cache
+def _cart_statement(exists: bool):
+    """Touch the cart (or create it) and return its id."""
+    carts = Cart.__table__
+    if exists:
+        stmt = update(carts).where(carts.c.id == bindparam("cart")).values(updated_at=func.now())
+    else:
+        stmt = insert(carts).values(user_id=bindparam("user"))
+    return stmt.returning(carts.c.id)
+
+
+@functools.cache
+def _line_statement(cart_exists: bool, line_exists: bool, in_one: bool):
+    """Add to the line (up to `cap` units) or insert it; in_one runs the cart's statement as its CTE."""
+    lines = CartLine.__table__
+    cart_id = _cart_statement(cart_exists).cte("cart").c.id if in_one else bindparam("cart", type_=Integer)
+    quantity = bindparam("units", type_=Integer)
+    variant_id = bindparam("variant", type_=Integer)
+    if line_exists:
+        stmt = (
+            update(lines)
+            .where(
+                lines.c.cart_id == cart_id,
+                lines.c.variant_id == variant_id,
+                lines.c.quantity + quantity <= bindparam("cap", type_=Integer),
+            )
+            .values(quantity=lines.c.quantity + quantity)
+        )
+    else:
+        source = select(cart_id, variant_id, quantity)
+        stmt = insert(lines).from_select(["cart_id", "variant_id", "quantity"], source)
+    return stmt.returning(lines.c.cart_id)
 
 
 def get_line(session: Session, cart: Cart, line_id: int) -> CartLine | None:
@@ -100,7 +201,7 @@ def get_line(session: Session, cart: Cart, line_id: int) -> CartLine | None:
 
 def set_quantity(session: Session, cart: Cart, line: CartLine, quantity: int, max_per_line: int) -> None:
     variant = _sellable_variant(session, line.variant_id)
-    _check_quantity(variant, quantity, max_per_line)
+    _check_quantity(variant.available, _label(variant), quantity, max_per_line)
     line.quantity = quantity
     _touch(cart)
     session.flush()

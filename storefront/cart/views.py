@@ -1,6 +1,8 @@
 """The cart page and its HTMX pieces: add to cart, change quantity, remove, and the badge."""
 
 import re
+import time
+from datetime import UTC, datetime
 
 from flask import (
     Blueprint,
@@ -15,13 +17,15 @@ from flask import (
 )
 from flask_login import current_user, user_logged_in
 from flask_wtf import FlaskForm
+from limits import parse_many
+from werkzeug.exceptions import TooManyRequests
 from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
 from storefront.cart import services as carts
 from storefront.catalog import services as catalog
 from storefront.db import get_session
-from storefront.extensions import limiter
+from storefront.extensions import client_ip, limiter
 from storefront.htmx import is_htmx
 
 bp = Blueprint("cart", __name__)
@@ -75,19 +79,12 @@ def first_error(form) -> str:
 # --- which cart is this request's ---------------------------------------------------------------------
 
 
-def current_cart(create: bool = False):
+def current_cart():
     """The signed-in shopper's cart, or the anonymous one named in the signed session cookie."""
     db = get_session()
     if current_user.is_authenticated:
-        cart = carts.get_cart(db, user_id=current_user.id)
-        if cart is None and create:
-            cart = carts.create_cart(db, user_id=current_user.id)
-        return cart
-    cart = carts.get_cart(db, cart_id=session.get("cart_id"))
-    if cart is None and create:
-        cart = carts.create_cart(db)
-        session["cart_id"] = cart.id
-    return cart
+        return carts.get_cart(db, user_id=current_user.id)
+    return carts.get_cart(db, cart_id=session.get("cart_id"))
 
 
 def remember_count(cart) -> int:
@@ -144,24 +141,47 @@ def badge():
     return response
 
 
+def check_add_limit() -> None:
+    """ADD_TO_CART_LIMIT per client IP, counted in the limiter's storage with one round trip.
+
+    flask-limiter's decorator would make a second one for the X-RateLimit headers, which nobody reads here.
+    """
+    if not limiter.enabled:
+        return
+    args = (current_app.config["RATELIMIT_KEY_PREFIX"], client_ip(), "cart.add")
+    for item in parse_many(current_app.config["ADD_TO_CART_LIMIT"]):
+        if not limiter.limiter.hit(item, *args):
+            reset_at, _remaining = limiter.limiter.get_window_stats(item, *args)
+            raise TooManyRequests(retry_after=max(1, int(reset_at - time.time()) + 1))
+
+
 @bp.post("/add")
-@limiter.limit(lambda: current_app.config["ADD_TO_CART_LIMIT"])
 def add():
     """Add a variant to the cart: a status message and the badge for HTMX, a 303 to the cart otherwise."""
+    check_add_limit()
     form = AddForm()
-    db = get_session()
     error = None if form.validate() else first_error(form)
     if error is None:
+        db = get_session()
+        signed_in = current_user.is_authenticated
         try:
-            cart = current_cart(create=True)
-            carts.add_item(db, cart, form.variant_id.data, form.quantity.data, max_per_line())
+            added = carts.add_item(
+                db,
+                form.variant_id.data,
+                form.quantity.data,
+                max_per_line(),
+                user_id=current_user.id if signed_in else None,
+                cart_id=None if signed_in else session.get("cart_id"),
+            )
             db.commit()
         except carts.CartError as refused:
             db.rollback()
             error = str(refused)
     if error is not None:
         return _add_refused(form, error)
-    count = remember_count(cart)
+    if not signed_in and session.get("cart_id") != added.cart_id:
+        session["cart_id"] = added.cart_id
+    count = session["cart_count"] = added.count
     message = f"Added to your cart ({count} item{'s' if count != 1 else ''})."
     if is_htmx():
         return htmx_update("cart/_added.html", 200, message, cart_count=count)
@@ -174,7 +194,8 @@ def _add_refused(form, error: str):
         return htmx_update("cart/_added.html", 422, error, cart_count=session.get("cart_count", 0))
     product = None
     if form.variant_id.data:
-        product = catalog.product_for_variant(get_session(), form.variant_id.data)
+        now = datetime.now(UTC)
+        product = catalog.product_page(get_session(), now, variant_id=form.variant_id.data)
     if product is None:
         abort(422, description=error)
     return render_template("catalog/product.html", product=product, add_error=error, form=form), 422

@@ -2,18 +2,79 @@
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, render_template, request, url_for
 from wtforms import BooleanField, DecimalField, Form, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from storefront.catalog import services as catalog
 from storefront.db import get_session
+from storefront.extensions import clock
 from storefront.htmx import render
 
 bp = Blueprint("catalog", __name__)
 
 MAX_PRICE = 100_000
 MAX_PAGE = 1_000
+
+
+# --- snapshots: what a page shows, kept for CATALOG_CACHE_SECONDS and shared by the process's requests ---
+
+
+def _now() -> float:
+    return clock.now()  # looked up on each call, so tests can move the clock
+
+
+class CatalogCache:
+    """The process's snapshots of product pages and listing results (see catalog.SnapshotCache)."""
+
+    def __init__(self) -> None:
+        self.products = catalog.SnapshotCache(maxsize=1024, timer=_now)
+        self.listings = catalog.SnapshotCache(maxsize=512, timer=_now)
+
+    def clear(self) -> None:
+        self.products.clear()
+        self.listings.clear()
+
+
+@bp.record_once
+def setup_cache(state) -> None:
+    app: Flask = state.app
+    app.extensions["catalog_cache"] = CatalogCache()
+
+
+def catalog_cache() -> CatalogCache:
+    return current_app.extensions["catalog_cache"]
+
+
+def cache_seconds() -> float:
+    return current_app.config["CATALOG_CACHE_SECONDS"]
+
+
+def cached_product(slug: str) -> catalog.ProductPage | None:
+    """The product page's snapshot: no query while it is fresh; it ends early at a sale's start or end."""
+
+    def load(now: float):
+        found = catalog.product_page(get_session(), datetime.fromtimestamp(now, UTC), slug=slug)
+        return found, found.valid_until.timestamp() if found and found.valid_until else None
+
+    return catalog_cache().products.get(slug, cache_seconds(), load)
+
+
+def cached_categories() -> tuple[catalog.CategoryInfo, ...]:
+    """Every category, for filters and links."""
+    return catalog_cache().listings.get(
+        "categories", cache_seconds(), lambda _now: (catalog.category_infos(get_session()), None)
+    )
+
+
+def cached_listing(query: catalog.ListingQuery) -> catalog.Page:
+    """One page of a listing; stock flags may be a few seconds old, like the product page's."""
+    per_page = current_app.config["PAGE_SIZE"]
+    return catalog_cache().listings.get(
+        (query, per_page),
+        cache_seconds(),
+        lambda _now: (catalog.list_products(get_session(), query, per_page), None),
+    )
 
 
 class ListingForm(Form):
@@ -39,14 +100,13 @@ class ListingForm(Form):
             raise ValidationError("Max price must be at least the min price.")
 
 
-def _listing(template: str, fixed_category=None, searching: bool = False, **context):
+def _listing(template: str, fixed_category=None, searching: bool = False, categories=None, **context):
     """Validate the filters, run the listing query and render the page or its results fragment."""
     context.update(searching=searching, category_page=fixed_category is not None)
-    session = get_session()
     args = request.args.copy()
     args.setdefault("sort", "relevance" if searching else "newest")
     form = ListingForm(args)
-    categories = catalog.list_categories(session)
+    categories = categories if categories is not None else cached_categories()
     category = fixed_category
     if form.validate() and fixed_category is None and form.category.data:
         category = next((c for c in categories if c.slug == form.category.data), None)
@@ -76,7 +136,7 @@ def _listing(template: str, fixed_category=None, searching: bool = False, **cont
         sort=form.sort.data,
         page=form.page.data or 1,
     )
-    page = catalog.list_products(session, query, current_app.config["PAGE_SIZE"])
+    page = cached_listing(query)
     return render(
         template,
         "catalog/_results.html",
@@ -127,10 +187,11 @@ def product_list():
 @bp.get("/categories/<slug>")
 def category(slug: str):
     """One category's products, with the same filters as the full listing."""
-    found = catalog.get_category(get_session(), slug)
+    categories = cached_categories()
+    found = next((c for c in categories if c.slug == slug), None)
     if found is None:
         abort(404)
-    return _listing("catalog/list.html", fixed_category=found)
+    return _listing("catalog/list.html", fixed_category=found, categories=categories)
 
 
 @bp.get("/search")
@@ -141,13 +202,11 @@ def search():
 
 @bp.get("/products/<slug>")
 def product(slug: str):
-    """The product page: images, description, variants with price and stock."""
-    session = get_session()
-    found = catalog.get_product(session, slug)
+    """The product page: images, description, variants with price and stock (a snapshot, see above)."""
+    found = cached_product(slug)
     if found is None:
         abort(404)
-    prices = catalog.sale_prices(session, [v.id for v in found.variants], datetime.now(UTC))
-    return render_template("catalog/product.html", product=found, sale_prices=prices)
+    return render_template("catalog/product.html", product=found)
 
 
 @bp.get("/products/<slug>/stock")
