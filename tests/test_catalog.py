@@ -315,6 +315,20 @@ def test_a_cached_product_page_runs_no_sql_and_is_still_per_shopper(app, client,
     assert 'aria-label="4 items"' in client.get(f"/products/{product.slug}").get_data(as_text=True)
 
 
+def test_a_cached_product_page_shows_a_flash_once_and_the_hx_token_is_the_shoppers(client, session, cached):
+    product = make_product(session, name="Flash Ring")
+    url = f"/products/{product.slug}"
+    client.get(url)  # the page is in the cache now
+    with client.session_transaction() as cookie:
+        cookie["_flashes"] = [("success", "Your address was saved.")]
+    assert "Your address was saved." in client.get(url).get_data(as_text=True)
+    page = client.get(url).get_data(as_text=True)
+    assert "Your address was saved." not in page
+    assert "<!--storefront:" not in page  # every hole filled
+    header_token = re.search(r'"X-CSRFToken": "([^"]+)"', page)[1]
+    assert header_token == re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+
+
 def test_an_edit_shows_on_the_product_page_once_the_snapshot_expires(client, session, cached):
     product = make_product(session, variants=[{"price": Decimal("30.00")}])
     url = f"/products/{product.slug}"

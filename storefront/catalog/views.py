@@ -2,7 +2,9 @@
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, render_template, request, session, url_for
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from wtforms import BooleanField, DecimalField, Form, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
@@ -30,10 +32,14 @@ class CatalogCache:
     def __init__(self) -> None:
         self.products = catalog.SnapshotCache(maxsize=1024, timer=_now)
         self.listings = catalog.SnapshotCache(maxsize=512, timer=_now)
+        self.pages = catalog.SnapshotCache(maxsize=1024, timer=_now)
+        self.badges: dict[int, str] = {}
 
     def clear(self) -> None:
         self.products.clear()
         self.listings.clear()
+        self.pages.clear()
+        self.badges.clear()
 
 
 @bp.record_once
@@ -200,13 +206,45 @@ def search():
     return _listing("catalog/search.html", searching=True)
 
 
+# --- the product page: rendered once per snapshot, with holes for what is the shopper's own ---
+# The page is the same for every shopper but for the CSRF token and the cart badge, so it is rendered once
+# (per snapshot, signed in or not) with those two cut out, and each request only fills them in again.
+# The holes are HTML comments: autoescaped shop content can never contain "<!--".
+CSRF_HOLE = "<!--storefront:csrf-->"
+BADGE_HOLE = "<!--storefront:badge-->"
+
+
+def _badge(count: int) -> str:
+    badges = catalog_cache().badges
+    if count not in badges:
+        if len(badges) > 100:
+            badges.clear()
+        badges[count] = render_template("cart/_badge.html", cart_count=count)
+    return badges[count]
+
+
+def _product_shell(found: catalog.ProductPage) -> str:
+    token, count = generate_csrf(), session.get("cart_count", 0)
+    html = render_template("catalog/product.html", product=found, cart_count=count)
+    badge = _badge(count)
+    if html.count(badge) != 1:  # a template change put the badge elsewhere: never serve a wrong one
+        raise RuntimeError("the product page must show the cart badge exactly once")
+    return html.replace(token, CSRF_HOLE).replace(badge, BADGE_HOLE)
+
+
 @bp.get("/products/<slug>")
 def product(slug: str):
     """The product page: images, description, variants with price and stock (a snapshot, see above)."""
     found = cached_product(slug)
     if found is None:
         abort(404)
-    return render_template("catalog/product.html", product=found)
+    if "_flashes" in session or cache_seconds() <= 0:  # a message shown once is this shopper's alone
+        return render_template("catalog/product.html", product=found)
+    deadline = found.valid_until.timestamp() if found.valid_until else None
+    shell = catalog_cache().pages.get(
+        (slug, current_user.is_authenticated), cache_seconds(), lambda _now: (_product_shell(found), deadline)
+    )
+    return shell.replace(CSRF_HOLE, generate_csrf()).replace(BADGE_HOLE, _badge(session.get("cart_count", 0)))
 
 
 @bp.get("/products/<slug>/stock")
