@@ -1,6 +1,7 @@
 """Checkout with the built-in test gateway: totals, placing orders, declines and retries, limits, idempotency."""
 
 import re
+import time
 from decimal import Decimal
 
 import pytest
@@ -266,3 +267,32 @@ def test_status_page_polls_while_pending_and_stops_when_final(client, session):
     order.status = "paid"
     session.flush()
     assert "every 1s" not in client.get(f"/orders/{order.number}").get_data(as_text=True)
+
+
+def test_shared_shipping_and_tax_survive_a_refused_order_and_follow_a_change(
+    app, client, session, necklace, monkeypatch
+):
+    """With the pricing cache on: a refused (rolled back) order and the pages after it still price the
+    cart, and a settings change shows once the snapshot expires."""
+    from storefront.checkout.models import ShippingMethod
+    from storefront.extensions import clock
+
+    monkeypatch.setitem(app.config, "CATALOG_CACHE_SECONDS", 60)
+    app.extensions["catalog_cache"].clear()
+    add(client, necklace.variants[0], 2)
+    values = form_values(client)
+    necklace.variants[0].on_hand = 1
+    session.flush()
+    later = {"by": 61}
+    monkeypatch.setattr(clock, "now", lambda: time.time() + later["by"])  # the refused order reads them anew
+    assert place(client, values=values).status_code == 409  # rolled back
+    page = client.get("/checkout")
+    assert page.status_code == 200 and "$4.95" in page.get_data(as_text=True)
+
+    standard = session.scalar(select(ShippingMethod).where(ShippingMethod.code == "standard"))
+    standard.price = Decimal("6.50")
+    session.flush()
+    assert "$6.50" not in client.get("/checkout").get_data(as_text=True)  # still the snapshot
+    later["by"] = 122
+    assert "$6.50" in client.get("/checkout").get_data(as_text=True)
+    app.extensions["catalog_cache"].clear()

@@ -85,32 +85,59 @@ class Details:
     extra: dict = field(default_factory=dict)
 
 
-def shipping_methods(session: Session, country: str | None = None) -> list[ShippingMethod]:
-    """Active methods, cheapest first, limited to those that ship to the country if one is given."""
+@dataclass(frozen=True)
+class Pricing:
+    """The active shipping methods (cheapest first) and tax rates: everything a quote needs, read at once."""
+
+    methods: tuple[ShippingMethod, ...]
+    rates: tuple[TaxRate, ...]
+
+    def shipping_methods(self, country: str | None = None) -> list[ShippingMethod]:
+        return [m for m in self.methods if country is None or m.ships_to(country)]
+
+    def tax_rate(self, country: str, region: str) -> TaxRate | None:
+        """The region's own rate if there is one, else the country's."""
+        region = region.strip().upper()
+        rates = [r for r in self.rates if r.country == country and r.region in ("", region)]
+        return max(rates, key=lambda rate: len(rate.region), default=None)
+
+
+def pricing(session: Session) -> Pricing:
+    """Shipping methods and tax rates as checkout applies them now (two small queries)."""
     methods = session.scalars(
         select(ShippingMethod)
         .where(ShippingMethod.is_active)
         .order_by(ShippingMethod.position, ShippingMethod.price)
     ).all()
-    return [m for m in methods if country is None or m.ships_to(country)]
+    rates = session.scalars(select(TaxRate).where(TaxRate.is_active)).all()
+    return Pricing(tuple(methods), tuple(rates))
+
+
+def shipping_methods(session: Session, country: str | None = None) -> list[ShippingMethod]:
+    """Active methods, cheapest first, limited to those that ship to the country if one is given."""
+    return pricing(session).shipping_methods(country)
 
 
 def tax_rate(session: Session, country: str, region: str) -> TaxRate | None:
     """The region's own rate if there is one, else the country's."""
-    rates = session.scalars(
-        select(TaxRate).where(
-            TaxRate.is_active, TaxRate.country == country, TaxRate.region.in_(("", region.strip().upper()))
-        )
-    ).all()
-    return max(rates, key=lambda rate: len(rate.region), default=None)
+    return pricing(session).tax_rate(country, region)
 
 
-def quote(session: Session, subtotal: Decimal, country: str, region: str, method_code: str | None) -> Quote:
-    """Shipping and tax for goods worth `subtotal` sent to this address; everything computed here."""
-    methods = shipping_methods(session, country)
+def quote(
+    session: Session,
+    subtotal: Decimal,
+    country: str,
+    region: str,
+    method_code: str | None,
+    rules: Pricing | None = None,
+) -> Quote:
+    """Shipping and tax for goods worth `subtotal` sent to this address; everything computed here.
+    `rules` saves reading the methods and rates again when the caller has them."""
+    rules = rules or pricing(session)
+    methods = rules.shipping_methods(country)
     method = next((m for m in methods if m.code == method_code), methods[0] if methods else None)
     shipping = method.price_for(subtotal) if method else Decimal("0.00")
-    rate = tax_rate(session, country, region)
+    rate = rules.tax_rate(country, region)
     tax = (subtotal * rate.rate).quantize(CENT, ROUND_HALF_UP) if rate else Decimal("0.00")
     return Quote(
         subtotal=subtotal,
@@ -137,7 +164,12 @@ def _check_limits(session: Session, cart_view: CartView, user_id: int | None, em
 
 
 def place_order(
-    session: Session, cart: Cart, cart_view: CartView, details: Details, hold: timedelta
+    session: Session,
+    cart: Cart,
+    cart_view: CartView,
+    details: Details,
+    hold: timedelta,
+    rules: Pricing | None = None,
 ) -> Order:
     """Turn the cart into a pending_payment order with its stock reserved, or raise; never commits.
 
@@ -150,7 +182,9 @@ def place_order(
     if not cart_view.lines:
         raise CheckoutError("Your cart is empty.")
     _check_limits(session, cart_view, details.user_id, details.email)
-    priced = quote(session, cart_view.subtotal, details.country, details.region, details.shipping_method)
+    priced = quote(
+        session, cart_view.subtotal, details.country, details.region, details.shipping_method, rules
+    )
     if priced.method is None:
         raise CheckoutError("We don't ship to that country yet.")
     order = Order(

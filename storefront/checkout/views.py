@@ -44,6 +44,22 @@ class CheckoutForm(AddressForm):
     dataValue = HiddenField()
 
 
+def current_pricing() -> checkout.Pricing:
+    """Shipping methods and tax rates, shared by the process's requests for CATALOG_CACHE_SECONDS (a
+    settings change shows within seconds); read from the request's own session when the cache is off."""
+    seconds = current_app.config["CATALOG_CACHE_SECONDS"]
+    if seconds <= 0:
+        return checkout.pricing(get_session())
+
+    def load(_now: float):
+        # Its own session, closed at once: shared objects must belong to no request's session (a rollback
+        # there would expire them under every other request).
+        with current_app.extensions["db_sessionmaker"]() as own:
+            return checkout.pricing(own), None
+
+    return current_app.extensions["catalog_cache"].listings.get("checkout-pricing", seconds, load)
+
+
 def _cart_and_view():
     cart = current_cart()
     cart_view = carts.view(get_session(), cart, max_per_line())
@@ -52,7 +68,7 @@ def _cart_and_view():
 
 def _form(formdata=None) -> CheckoutForm:
     form = CheckoutForm(formdata=formdata) if formdata is not None else CheckoutForm()
-    methods = checkout.shipping_methods(get_session())
+    methods = current_pricing().shipping_methods()
     form.shipping_method.choices = [SelectChoice(m.code, m.name) for m in methods]
     return form
 
@@ -75,13 +91,14 @@ def _page(form, cart_view, status=200, error=None):
     if form.idempotency_key.errors:
         form.idempotency_key.data = str(uuid.uuid4())
         error = error or "This form had expired. Please check it and place the order again."
-    session_ = get_session()
+    rules = current_pricing()
     quote = checkout.quote(
-        session_,
+        get_session(),
         cart_view.subtotal,
         form.country.data or "US",
         form.region.data or "",
         form.shipping_method.data,
+        rules,
     )
     return render_template(
         "checkout/page.html",
@@ -89,7 +106,7 @@ def _page(form, cart_view, status=200, error=None):
         cart=cart_view,
         quote=quote,
         error=error,
-        methods=checkout.shipping_methods(session_, form.country.data or "US"),
+        methods=rules.shipping_methods(form.country.data or "US"),
         accept_js_url=current_app.config["ACCEPT_JS_URL"] or url_for("static", filename="js/accept-test.js"),
     ), status
 
@@ -111,15 +128,17 @@ def summary():
     _cart, cart_view = _cart_and_view()
     country = request.args.get("country", "US")
     country = country if country in dict(COUNTRIES) else "US"
+    rules = current_pricing()
     quote = checkout.quote(
         get_session(),
         cart_view.subtotal,
         country,
         request.args.get("region", "")[:80],
         request.args.get("shipping_method"),
+        rules,
     )
     # The methods depend on the country too: they come along as an out-of-band swap.
-    methods = checkout.shipping_methods(get_session(), country)
+    methods = rules.shipping_methods(country)
     body = render_template("checkout/_summary.html", cart=cart_view, quote=quote) + render_template(
         "checkout/_methods.html", methods=methods, quote=quote, cart=cart_view, form=_form(), oob=True
     )
@@ -164,7 +183,7 @@ def place():
     db = get_session()
     hold = timedelta(minutes=current_app.config["ORDER_HOLD_MINUTES"])
     try:
-        order = checkout.place_order(db, cart, cart_view, details, hold)
+        order = checkout.place_order(db, cart, cart_view, details, hold, current_pricing())
         db.commit()
     except checkout.AlreadyPlaced as placed:  # nothing was written
         return _to_status(placed.order)
