@@ -1,22 +1,14 @@
 """Place-order's SQL, statement for statement, for the ceilings (the Flask checkout POST and pgbench).
 
-These are the statements `storefront.checkout.services.place_order` sends, in the order the ORM sends them
-(captured with SQLAlchemy's echo): the idempotency lookup, the shipping methods, the tax rate, the order, its
-line, its "placed" event, its charge attempt, the cart's lines deleted, and the guarded UPDATE of the
-variant last, then COMMIT. Not included: what the view does around it (loading the cart, its lines and
-images, a second shipping-methods read, the session cookie, CSRF, limits);
-that difference is part of what the ratio to this ceiling shows.
+These are the statements `storefront.checkout.services.place_order` sends, in order: the idempotency lookup,
+the order, its lines, its charge attempt and "placed" event, the cart's lines deleted, and the guarded UPDATE
+of the variant last, then COMMIT. Shipping methods and tax rates come from a snapshot the web process keeps
+(`checkout.views.current_pricing`), so neither side reads them per order. Not included: what the view does
+around it (loading the cart, its lines and images, the session cookie, CSRF, limits); that difference is
+part of what the ratio to this ceiling shows.
 """
 
 IDEMPOTENCY = "SELECT * FROM orders WHERE idempotency_key = :key"
-SHIPPING = (
-    "SELECT id, code, name, description, price, free_over, countries, position, is_active "
-    "FROM shipping_methods WHERE is_active ORDER BY position, price"
-)
-TAX = (
-    "SELECT id, country, region, name, rate FROM tax_rates "
-    "WHERE is_active AND country = :country AND region IN ('', :region)"
-)
 INSERT_ORDER = (
     "INSERT INTO orders (number, idempotency_key, user_id, email, status, currency, subtotal, shipping_total, "
     "tax_total, total, shipping_method, ship_name, ship_line1, ship_line2, ship_city, ship_region, "
@@ -53,8 +45,6 @@ PGBENCH_SCRIPT = """\\set v random(:lo, :hi)
 \\set n random(1000000000000000, 9999999999999999)
 BEGIN;
 SELECT * FROM orders WHERE idempotency_key = 'bench-:n';
-{shipping};
-SELECT id, country, region, name, rate FROM tax_rates WHERE is_active AND country = 'US' AND region IN ('', '');
 {insert_order} \\gset
 {insert_line};
 {insert_event};
@@ -79,7 +69,6 @@ def pgbench_script() -> str:
         .replace("RETURNING id,", "RETURNING id AS order_id,")
     )
     return PGBENCH_SCRIPT.format(
-        shipping=SHIPPING,
         insert_order=order,
         insert_line=INSERT_LINE.replace(":variant_id", ":v"),
         insert_event=INSERT_EVENT,
