@@ -17,7 +17,7 @@ from storefront import queues
 from storefront.db import get_session
 from storefront.orders import services as orders
 from storefront.payments import services as payments
-from storefront.payments.gateway import GatewayUnavailable, Result, get_gateway
+from storefront.payments.gateway import GatewayUnavailable, Result, Transaction, get_gateway
 from storefront.payments.models import PaymentAttempt
 
 log = logging.getLogger(__name__)
@@ -51,30 +51,6 @@ def finalize_order(order_id: int) -> str:
     if more:
         log.info("order %s: %s; %d more charges sent with it: %s", order_id, outcome, len(more), more)
     return outcome
-
-
-def _batch_size() -> int:
-    """Charges one job sends at once; in-process (no worker, jobs run inside the request) only its own."""
-    return current_app.config["PAYMENT_BATCH"] if current_app.config["REDIS_URL"] else 1
-
-
-def _send_all(attempt_ids: list[int]) -> list[str]:
-    """Send claimed charges concurrently, each thread with its own app context and session."""
-    if len(attempt_ids) == 1:
-        return [_send(attempt_ids[0])]
-    app = current_app._get_current_object()
-
-    def send(attempt_id: int) -> str:
-        with app.app_context():
-            try:
-                return _send(attempt_id)
-            except Exception:
-                # The attempt stays `sending`; once it is stale, reconciliation settles it by invoice number.
-                log.exception("charge attempt %s failed before its answer was recorded", attempt_id)
-                return "unknown"
-
-    with ThreadPoolExecutor(max_workers=len(attempt_ids), thread_name_prefix="charge") as pool:
-        return list(pool.map(send, attempt_ids))
 
 
 @job
@@ -115,21 +91,68 @@ def _reconcile(attempt_id: int) -> str:
     return _send(attempt.id)
 
 
+def _batch_size() -> int:
+    """Charges one job sends at once; in-process (no worker, jobs run inside the request) only its own."""
+    return current_app.config["PAYMENT_BATCH"] if current_app.config["REDIS_URL"] else 1
+
+
 def _send(attempt_id: int) -> str:
-    """Call the gateway for a claimed attempt (no transaction open) and record the answer."""
+    """Call the gateway for one claimed attempt and record the answer."""
+    return _send_all([attempt_id])[0]
+
+
+def _send_all(attempt_ids: list[int]) -> list[str]:
+    """Call the gateway for claimed charges, all at once from a thread pool, and record each answer.
+
+    The threads only talk to the gateway: reading the attempts before and recording the answers after happen
+    here, on the job's one session, so a batch of 32 needs one database connection, not 32, and no
+    transaction is open while the gateway is asked."""
     session = get_session()
-    attempt = session.get(PaymentAttempt, attempt_id)
-    order = orders.get(session, attempt.order_id)
-    session.commit()  # end the read transaction (without expiring): nothing stays open across the gateway call
-    config = current_app.config
+    claimed = []
+    for attempt_id in attempt_ids:
+        attempt = session.get(PaymentAttempt, attempt_id)
+        claimed.append((attempt, orders.get(session, attempt.order_id)))
+    session.commit()  # end the read transaction (without expiring)
     gateway = get_gateway()
+    capture = current_app.config["PAYMENT_CAPTURE"] == "auth_capture"
+
+    def ask(pair) -> Result | Transaction:
+        return _ask_gateway(gateway, capture, *pair)
+
+    if len(claimed) == 1:
+        answers = [ask(claimed[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=len(claimed), thread_name_prefix="charge") as pool:
+            answers = list(pool.map(ask, claimed))
+    return [_record_answer(session, *pair, answer) for pair, answer in zip(claimed, answers, strict=True)]
+
+
+def _record_answer(session, attempt: PaymentAttempt, order, answer: Result | Transaction) -> str:
+    """Record one answer and commit; if that fails, the others of the batch are still recorded and this
+    attempt stays `sending` until reconciliation finds the charge by its invoice number."""
+    try:
+        if isinstance(answer, Transaction):
+            outcome = payments.record_from_gateway(session, order, attempt, answer)
+        else:
+            outcome = payments.record_charge(session, order, attempt, answer)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("the answer for charge attempt %s could not be recorded", attempt.id)
+        return "unknown"
+    _after(order.id, attempt.id, outcome)
+    return outcome
+
+
+def _ask_gateway(gateway, capture: bool, attempt: PaymentAttempt, order) -> Result | Transaction:
+    """The charge's answer, or the gateway's record of it when this was a resend (no database here)."""
     result = gateway.charge(
         amount=attempt.amount,
         nonce_descriptor=attempt.nonce_descriptor,
         nonce_value=attempt.nonce_value or "",
         invoice_number=attempt.invoice_number,
         ref_id=f"A{attempt.id}-{attempt.tries}",
-        capture=config["PAYMENT_CAPTURE"] == "auth_capture",
+        capture=capture,
         email=order.email,
         customer_id=f"U{order.user_id}" if order.user_id else "",
         name=order.ship_name,
@@ -142,15 +165,9 @@ def _send(attempt_id: int) -> str:
         except GatewayUnavailable:
             txn = None
         if txn is not None:
-            outcome = payments.record_from_gateway(session, order, attempt, txn)
-            session.commit()
-            _after(order.id, attempt.id, outcome)
-            return outcome
-        result = Result("unknown", message="Duplicate of a charge we could not read back")
-    outcome = payments.record_charge(session, order, attempt, result)
-    session.commit()
-    _after(order.id, attempt.id, outcome)
-    return outcome
+            return txn
+        return Result("unknown", message="Duplicate of a charge we could not read back")
+    return result
 
 
 def _later(session, attempt, why: str) -> str:

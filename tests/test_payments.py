@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from jobs import maintenance
+from jobs import payments as payment_jobs
 from jobs.payments import check_payment, finalize_order, reconcile_charge
 from storefront import create_app, queues
 from storefront.catalog.models import Category, Product
@@ -242,6 +243,14 @@ def test_finalize_sends_a_batch_on_threads_and_each_order_is_charged_once(
     monkeypatch.setitem(anet_app.config, "PAYMENT_BATCH", 3)
     monkeypatch.setitem(anet_app.config, "REDIS_URL", "redis://unused")  # batches are for real workers only
     monkeypatch.setattr(queues, "enqueue", lambda *args, **kwargs: None)  # the e-mails: no queue here
+    sessions_from = []
+    real_get_session = payment_jobs.get_session
+
+    def get_session():
+        sessions_from.append(threading.current_thread().name)
+        return real_get_session()
+
+    monkeypatch.setattr(payment_jobs, "get_session", get_session)
     engine = create_engine(database_url)
     with Session(engine) as own:
         product = make_product(own, variants=[{"on_hand": 10}])
@@ -262,6 +271,8 @@ def test_finalize_sends_a_batch_on_threads_and_each_order_is_charged_once(
             own.commit()
         engine.dispose()
 
+    # The gateway threads never touched the database: one session (one connection) per job, not per charge.
+    assert sessions_from and all(name == threading.main_thread().name for name in sessions_from)
     # The first job sent three charges at once; the next two found their orders paid, the fourth sent its own.
     assert outcomes == ["paid", "nothing to do", "nothing to do", "paid"]
     assert statuses == dict.fromkeys(made, "paid")

@@ -244,15 +244,17 @@ def count(session: Session, cart: Cart | None) -> int:
     )
 
 
-def view(session: Session, cart: Cart | None, max_per_line: int) -> CartView:
-    """The cart's lines with current prices and totals, in two queries."""
+def view(session: Session, cart: Cart | None, max_per_line: int, images: bool = True) -> CartView:
+    """The cart's lines with current prices and totals, in two queries (three with the products' images,
+    which only the cart page shows)."""
     if cart is None:
         return CartView(lines=[], count=0, subtotal=Decimal("0.00"))
+    product = joinedload(CartLine.variant).joinedload(Variant.product)
     lines = session.scalars(
         select(CartLine)
         .where(CartLine.cart_id == cart.id)
         .order_by(CartLine.id)
-        .options(joinedload(CartLine.variant).joinedload(Variant.product).selectinload(Product.images))
+        .options(product.selectinload(Product.images) if images else product)
     ).all()
     # A running sale's price wins: prices always come from the catalog at this moment, never the browser.
     on_sale = catalog.sale_prices(session, [line.variant_id for line in lines], datetime.now(UTC))

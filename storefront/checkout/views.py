@@ -62,7 +62,7 @@ def current_pricing() -> checkout.Pricing:
 
 def _cart_and_view():
     cart = current_cart()
-    cart_view = carts.view(get_session(), cart, max_per_line())
+    cart_view = carts.view(get_session(), cart, max_per_line(), images=False)
     return cart, cart_view
 
 
@@ -189,7 +189,9 @@ def place():
         return _to_status(placed.order)
     except checkout.CheckoutError as refused:
         db.rollback()
-        return _page(form, carts.view(db, current_cart(), max_per_line()), 409, error=str(refused))
+        return _page(
+            form, carts.view(db, current_cart(), max_per_line(), images=False), 409, error=str(refused)
+        )
     except IntegrityError:
         db.rollback()  # the same key won a race from another submit: answer with that order
         order = orders.by_idempotency_key(db, form.idempotency_key.data)
