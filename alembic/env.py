@@ -2,11 +2,11 @@
 
 from logging.config import fileConfig
 
-import storefront.models  # noqa: F401  (fills Base.metadata)
 from alembic import context
 from storefront import ROOT
 from storefront.config import load_config
 from storefront.db import Base, make_engine
+from storefront.models import include_object  # (and fills Base.metadata)
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("connection"):
@@ -22,6 +22,7 @@ def run_migrations(connection) -> None:
         # SQLite cannot ALTER most things; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -310,7 +310,7 @@ def render(results: dict) -> str:
             for step in sweep["steps"]
         ]
         lines += _table(
-            f"Payments at {results['meta']['latency']} s gateway latency by rq worker count (SimpleWorker, one payment in flight each)",
+            f"Payments at {results['meta']['latency']} s gateway latency by rq worker count (SimpleWorker, a batch of charges in flight each)",
             ["workers", "paid/s", "per worker", "CPU ms/payment", "cores busy", "ran dry"],
             rows,
         )

@@ -6,11 +6,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from storefront.db import Base
+from storefront.models import include_object
 from tests.conftest import migrate
 
 
 def differences(connection) -> list:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_object": include_object}
+    )
     return compare_metadata(context, Base.metadata)
 
 
@@ -31,11 +34,25 @@ def test_sqlite_migrations_match_the_models(tmp_path):
     engine.dispose()
 
 
-def test_search_index_is_a_gin_index_on_postgres(database_url):
+def test_search_uses_a_stored_vector_with_a_gin_index_on_postgres(database_url):
     engine = create_engine(database_url)
     indexes = {index["name"]: index for index in inspect(engine).get_indexes("products")}
+    columns = {column["name"]: column for column in inspect(engine).get_columns("products")}
     engine.dispose()
-    assert indexes["ix_products_search"]["dialect_options"]["postgresql_using"] == "gin"
+    assert indexes["ix_products_search_vector"]["dialect_options"]["postgresql_using"] == "gin"
+    assert "to_tsvector" in columns["search_vector"]["computed"]["sqltext"]
+    assert "ix_products_search" not in indexes  # the expression index it replaced
+
+
+def test_only_the_search_vector_is_left_out_of_the_comparison(database_url):
+    """The filter must not hide anything else: drop another index and the comparison sees it."""
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        connection.exec_driver_sql("DROP INDEX ix_products_price_from")
+        assert [d[0] for d in differences(connection)] == ["add_index"]
+        transaction.rollback()
+    engine.dispose()
 
 
 def test_stock_check_constraint_exists(database_url):

@@ -31,10 +31,11 @@ class Category(Base):
     products: Mapped[list["Product"]] = relationship(back_populates="category")
 
 
-def search_document(name, description):
-    """The text search expression; queries must use it verbatim so PostgreSQL uses the GIN index."""
-    text = name.op("||")(literal_column("' '")).op("||")(description)
-    return func.to_tsvector(literal_column("'english'"), text)
+# PostgreSQL keeps a generated tsvector column for full-text search (see the migration a3f9c1d27e55). It is
+# not mapped: SQLite (the embedded default) has no such column and searches with LIKE, and nothing writes it.
+# Schema comparisons leave these two alone.
+SEARCH_VECTOR = literal_column("products.search_vector")
+POSTGRES_ONLY = {("products", "search_vector"), ("products", "ix_products_search_vector")}
 
 
 class Product(Base):
@@ -62,11 +63,6 @@ class Product(Base):
     __table_args__ = (
         CheckConstraint("price_from >= 0", name="price_from_not_negative"),
         Index("ix_products_price_from", "price_from"),
-        Index(
-            "ix_products_search",
-            search_document(literal_column("name"), literal_column("description")),
-            postgresql_using="gin",
-        ).ddl_if(dialect="postgresql"),
     )
 
     @property

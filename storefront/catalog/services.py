@@ -17,13 +17,13 @@ from sqlalchemy import Select, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from storefront.catalog.models import (
+    SEARCH_VECTOR,
     Category,
     Product,
     ProductImage,
     Sale,
     SaleItem,
     Variant,
-    search_document,
 )
 
 SORTS = {
@@ -189,9 +189,8 @@ def _apply_search(stmt: Select, terms: list[str], dialect: str, rank: bool) -> S
     if dialect == "postgresql":
         # Every term is a prefix so search-as-you-type matches "neckl" to "necklace".
         tsquery = func.to_tsquery(literal_column("'english'"), " & ".join(f"{t}:*" for t in terms))
-        document = search_document(Product.name, Product.description)
-        stmt = stmt.where(document.op("@@")(tsquery))
-        return stmt.order_by(func.ts_rank(document, tsquery).desc()) if rank else stmt
+        stmt = stmt.where(SEARCH_VECTOR.op("@@")(tsquery))
+        return stmt.order_by(func.ts_rank(SEARCH_VECTOR, tsquery).desc()) if rank else stmt
     # The embedded SQLite fallback: every term must appear in the name or the description.
     for term in terms:
         pattern = f"%{term}%"
