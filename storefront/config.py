@@ -45,7 +45,7 @@ def load_config(instance_path: str) -> dict:
         "REDIS_URL": redis_url,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_STRATEGY": "moving-window",
-        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_HEADERS_ENABLED": False,  # a Redis round trip each; 429s get Retry-After (errors.py)
         "RATELIMIT_KEY_PREFIX": "limits",
         # Limits in flask-limiter notation; per client IP unless the name says account.
         "LOGIN_LIMIT_PER_IP": os.environ.get("LOGIN_LIMIT_PER_IP", "30/minute;300/hour"),

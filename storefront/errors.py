@@ -1,11 +1,14 @@
 """Error pages for 4xx/5xx: a full page, or a message fragment for HTMX requests."""
 
 import logging
+import time
 
 import redis
 from flask import Flask, make_response, render_template
+from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from storefront.extensions import limiter
 from storefront.htmx import is_htmx
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,14 @@ def render_error(error: HTTPException):
     return response
 
 
+def rate_limited(error: RateLimitExceeded):
+    """flask-limiter's 429 with a Retry-After of our own: its X-RateLimit-* headers are off, because they
+    cost one more Redis round trip on every limited request (login, checkout) and nobody reads them."""
+    hit = limiter.current_limit
+    error.retry_after = max(1, int(hit.reset_at - time.time()) + 1) if hit else 60
+    return render_error(error)
+
+
 def redis_unavailable(error: Exception):
     """Limits, lockouts and the job queue live in Redis: without it we refuse (503) rather than run unguarded."""
     log.error("redis unavailable: %s", error)
@@ -58,6 +69,7 @@ def render_unexpected(error: Exception):
 
 
 def init_app(app: Flask) -> None:
+    app.register_error_handler(RateLimitExceeded, rate_limited)
     app.register_error_handler(HTTPException, render_error)
     app.register_error_handler(redis.RedisError, redis_unavailable)
     app.register_error_handler(Exception, render_unexpected)
