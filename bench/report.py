@@ -350,7 +350,7 @@ def render(results: dict) -> str:
                 ]
             )
         lines += _table(
-            f"Page cost by catalog size ({catalog['small']['products']:,} vs {catalog['big']['products']:,} products)",
+            f"Page cost by catalog size ({catalog['small']['products']:,} vs {catalog['big']['products']:,} products; snapshot cache off)",
             ["page", "req/s small", "CPU ms", "req/s big", "CPU ms", "big/small"],
             rows,
         )
