@@ -18,8 +18,9 @@ from storefront.cart.services import CartView
 from storefront.catalog.models import Variant
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.orders import services as orders
-from storefront.orders.models import Order, OrderLine
+from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments import services as payments
+from storefront.payments.models import PaymentAttempt
 
 CENT = Decimal("0.01")
 
@@ -28,10 +29,18 @@ class CheckoutError(ValueError):
     """The order cannot be placed as asked; the message is safe to show the shopper."""
 
 
+@dataclass(frozen=True)
+class Placed:
+    """The order a checkout made: what the answer needs (its status page), without loading it back."""
+
+    id: int
+    number: str
+
+
 class AlreadyPlaced(Exception):
     """This form was submitted before (double click, back and resubmit): here is the order it made."""
 
-    def __init__(self, order: Order):
+    def __init__(self, order: Placed):
         self.order = order
         super().__init__(order.number)
 
@@ -170,7 +179,7 @@ def place_order(
     details: Details,
     hold: timedelta,
     rules: Pricing | None = None,
-) -> Order:
+) -> Placed:
     """Turn the cart into a pending_payment order with its stock reserved, or raise; never commits.
 
     A second call with the same idempotency key raises AlreadyPlaced with the first order, whatever the cart
@@ -178,7 +187,7 @@ def place_order(
     """
     existing = orders.by_idempotency_key(session, details.idempotency_key)
     if existing is not None:
-        raise AlreadyPlaced(existing)
+        raise AlreadyPlaced(Placed(existing.id, existing.number))
     if not cart_view.lines:
         raise CheckoutError("Your cart is empty.")
     _check_limits(session, cart_view, details.user_id, details.email)
@@ -187,35 +196,38 @@ def place_order(
     )
     if priced.method is None:
         raise CheckoutError("We don't ship to that country yet.")
-    order = Order(
-        number=orders.new_number(),
-        idempotency_key=details.idempotency_key,
-        user_id=details.user_id,
-        email=details.email,
-        status="pending_payment",
-        subtotal=priced.subtotal,
-        shipping_total=priced.shipping,
-        tax_total=priced.tax,
-        total=priced.total,
-        shipping_method=priced.method.name,
-        ship_name=details.full_name,
-        ship_line1=details.line1,
-        ship_line2=details.line2,
-        ship_city=details.city,
-        ship_region=details.region,
-        ship_postal_code=details.postal_code,
-        ship_country=details.country,
-        ship_phone=details.phone,
-        expires_at=datetime.now(UTC) + hold,
+    number = orders.new_number()
+    # Core INSERTs: no ORM object and unit-of-work bookkeeping for rows this request never reads back.
+    order_id = session.scalar(
+        insert(Order)
+        .values(
+            number=number,
+            idempotency_key=details.idempotency_key,
+            user_id=details.user_id,
+            email=details.email,
+            status="pending_payment",
+            subtotal=priced.subtotal,
+            shipping_total=priced.shipping,
+            tax_total=priced.tax,
+            total=priced.total,
+            shipping_method=priced.method.name,
+            ship_name=details.full_name,
+            ship_line1=details.line1,
+            ship_line2=details.line2,
+            ship_city=details.city,
+            ship_region=details.region,
+            ship_postal_code=details.postal_code,
+            ship_country=details.country,
+            ship_phone=details.phone,
+            expires_at=datetime.now(UTC) + hold,
+        )
+        .returning(Order.id)
     )
-    session.add(order)
-    session.flush()
-    # The lines in one multi-row INSERT, without building an ORM object (and its bookkeeping) for each.
     session.execute(
         insert(OrderLine),
         [
             {
-                "order_id": order.id,
+                "order_id": order_id,
                 "variant_id": line.variant.id,
                 "sku": line.variant.sku,
                 "product_name": line.product.name,
@@ -227,12 +239,21 @@ def place_order(
             for line in cart_view.lines
         ],
     )
-    payments.new_charge(session, order, details.nonce_descriptor, details.nonce_value)
-    orders.add_event(session, order, "placed", f"Order placed for {order.total} {order.currency}.")
+    session.execute(
+        insert(PaymentAttempt).values(
+            payments.charge_values(
+                order_id, priced.total, number, details.nonce_descriptor, details.nonce_value
+            )
+        )
+    )
+    session.execute(
+        insert(OrderEvent).values(
+            order_id=order_id, kind="placed", message=f"Order placed for {priced.total} USD.", data={}
+        )
+    )
     session.execute(delete(CartLine).where(CartLine.cart_id == cart.id))
-    session.flush()
     reserve(session, [(line.variant.id, line.line.quantity, line.product.name) for line in cart_view.lines])
-    return order
+    return Placed(order_id, number)
 
 
 def reserve(session: Session, lines: list[tuple[int, int, str]]) -> None:

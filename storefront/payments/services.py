@@ -25,18 +25,23 @@ def nonce_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def charge_values(order_id: int, total: Decimal, number: str, descriptor: str, value: str) -> dict:
+    """The row of a charge to be sent for an order with this nonce (not sent yet)."""
+    return {
+        "order_id": order_id,
+        "kind": "charge",
+        "status": "created",
+        "amount": total,
+        "invoice_number": number,
+        "nonce_descriptor": descriptor,
+        "nonce_value": value,
+        "nonce_hash": nonce_hash(value),
+    }
+
+
 def new_charge(session: Session, order: Order, descriptor: str, value: str) -> PaymentAttempt:
     """Record a charge to be sent for this order with this nonce (not sent yet)."""
-    attempt = PaymentAttempt(
-        order_id=order.id,
-        kind="charge",
-        status="created",
-        amount=order.total,
-        invoice_number=order.number,
-        nonce_descriptor=descriptor,
-        nonce_value=value,
-        nonce_hash=nonce_hash(value),
-    )
+    attempt = PaymentAttempt(**charge_values(order.id, order.total, order.number, descriptor, value))
     session.add(attempt)
     return attempt
 
