@@ -88,3 +88,43 @@ def test_embedded_default_generates_and_keeps_a_secret_key(tmp_path, monkeypatch
     assert oct((tmp_path / "secret_key").stat().st_mode)[-3:] == "600"
     assert load_config(str(tmp_path))["DATABASE_URL"].startswith("sqlite:///")
     assert load_config(str(tmp_path))["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
+def test_embedded_checkout_places_and_pays_an_order_on_sqlite(sqlite_app):
+    """The whole purchase on the embedded defaults: SQLite, jobs run in-process, the test gateway."""
+    import re
+
+    from storefront.orders.models import Order
+
+    assert sqlite_app.test_cli_runner().invoke(args=["seed-demo", "--products", "20"]).exit_code == 0
+    client = sqlite_app.test_client()
+    page = client.get("/products/aurora-crystal-drop-necklace").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    variant = re.search(r'name="variant_id" value="(\d+)"', page)[1]
+    added = client.post("/cart/add", data={"csrf_token": token, "variant_id": variant, "quantity": 2})
+    assert added.status_code == 303
+    form = client.get("/checkout").get_data(as_text=True)
+    key = re.search(r'name="idempotency_key"[^>]*value="([^"]+)"', form)[1]
+    placed = client.post(
+        "/checkout",
+        data={
+            "csrf_token": token,
+            "idempotency_key": key,
+            "email": "buyer@example.com",
+            "full_name": "Ada Lovelace",
+            "line1": "1 Main St",
+            "city": "Springfield",
+            "postal_code": "62701",
+            "country": "US",
+            "shipping_method": "standard",
+            "dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT",
+            "dataValue": "test-approve",
+        },
+    )
+    assert placed.status_code == 303, placed.get_data(as_text=True)[-400:]
+    assert "Your order is paid" in client.get(placed.headers["Location"]).get_data(as_text=True)
+    with sqlite_app.app_context():
+        from storefront.db import get_session
+
+        order = get_session().scalar(select(Order))
+        assert order.status == "paid" and len(order.lines) == 1 and order.lines[0].quantity == 2
