@@ -32,6 +32,13 @@ def enable_totp(session, user) -> str:
     return secret
 
 
+def admin_post(client, url: str, htmx: bool = False, **data):
+    """POST a form to the admin with this session's CSRF token, as a plain form or as HTMX."""
+    return client.post(
+        url, data={"csrf_token": csrf_token(client), **data}, headers={"HX-Request": "true"} if htmx else {}
+    )
+
+
 def staff_login(client, session, role="staff") -> User:
     """A staff member signed in with both factors."""
     user = make_user(session, f"{role}{time.monotonic_ns()}@example.com", role=role)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from storefront.admin.models import AuditEntry
 from storefront.checkout import services as checkout
 from storefront.checkout.models import ShippingMethod, TaxRate
-from tests.conftest import csrf_token
+from tests.test_admin import admin_post as post
 from tests.test_admin import staff_login
 
 SHIPPING = {
@@ -28,12 +28,6 @@ TAX = {"country": "us", "region": "co", "name": "Colorado sales tax", "rate": "2
 @pytest.fixture
 def admin(client, session):
     return staff_login(client, session, role="admin")
-
-
-def post(client, url: str, htmx: bool = False, **data):
-    return client.post(
-        url, data={"csrf_token": csrf_token(client), **data}, headers={"HX-Request": "true"} if htmx else {}
-    )
 
 
 def method(session, code: str) -> ShippingMethod:

@@ -12,18 +12,13 @@ from storefront.accounts.models import RecoveryCode, User
 from storefront.admin.models import AuditEntry
 from tests.conftest import csrf_token, login, read_outbox
 from tests.factories import PASSWORD, make_user
+from tests.test_admin import admin_post as post
 from tests.test_admin import enable_totp, staff_login
 
 
 @pytest.fixture
 def admin(client, session):
     return staff_login(client, session, role="admin")
-
-
-def post(client, url: str, htmx: bool = False, **data):
-    return client.post(
-        url, data={"csrf_token": csrf_token(client), **data}, headers={"HX-Request": "true"} if htmx else {}
-    )
 
 
 def invite(client, email: str, role: str = "staff"):
