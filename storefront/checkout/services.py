@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from storefront.cart.models import Cart, CartLine
+from storefront.cart.models import CartLine
 from storefront.cart.services import CartView
 from storefront.catalog.models import Variant
 from storefront.checkout.models import ShippingMethod, TaxRate
@@ -174,7 +174,7 @@ def _check_limits(session: Session, cart_view: CartView, user_id: int | None, em
 
 def place_order(
     session: Session,
-    cart: Cart,
+    cart_id: int | None,
     cart_view: CartView,
     details: Details,
     hold: timedelta,
@@ -251,7 +251,7 @@ def place_order(
             order_id=order_id, kind="placed", message=f"Order placed for {priced.total} USD.", data={}
         )
     )
-    session.execute(delete(CartLine).where(CartLine.cart_id == cart.id))
+    session.execute(delete(CartLine).where(CartLine.cart_id == cart_id))
     reserve(session, [(line.variant.id, line.line.quantity, line.product.name) for line in cart_view.lines])
     return Placed(order_id, number)
 

@@ -16,7 +16,7 @@ from storefront import queues
 from storefront.accounts import services as accounts
 from storefront.accounts.views import COUNTRIES, AddressForm
 from storefront.cart import services as carts
-from storefront.cart.views import current_cart, max_per_line
+from storefront.cart.views import max_per_line
 from storefront.checkout import services as checkout
 from storefront.db import get_session
 from storefront.extensions import client_ip, limiter, redis_client
@@ -61,9 +61,10 @@ def current_pricing() -> checkout.Pricing:
 
 
 def _cart_and_view():
-    cart = current_cart()
-    cart_view = carts.view(get_session(), cart, max_per_line(), images=False)
-    return cart, cart_view
+    """(the cart's id, its view): the signed-in shopper's cart, or the anonymous one the session names."""
+    if current_user.is_authenticated:
+        return carts.view_of(get_session(), max_per_line(), user_id=current_user.id)
+    return carts.view_of(get_session(), max_per_line(), cart_id=session.get("cart_id"))
 
 
 def _form(formdata=None) -> CheckoutForm:
@@ -161,7 +162,7 @@ def shopper_key() -> str:
 )
 def place():
     """Place the order: one short transaction, then the status page while the payment runs."""
-    cart, cart_view = _cart_and_view()
+    cart_id, cart_view = _cart_and_view()
     form = _form(request.form)
     if "refresh" in request.form:  # the no-JavaScript way to update shipping and totals
         form.validate()
@@ -183,15 +184,13 @@ def place():
     db = get_session()
     hold = timedelta(minutes=current_app.config["ORDER_HOLD_MINUTES"])
     try:
-        order = checkout.place_order(db, cart, cart_view, details, hold, current_pricing())
+        order = checkout.place_order(db, cart_id, cart_view, details, hold, current_pricing())
         db.commit()
     except checkout.AlreadyPlaced as placed:  # nothing was written
         return _to_status(placed.order)
     except checkout.CheckoutError as refused:
         db.rollback()
-        return _page(
-            form, carts.view(db, current_cart(), max_per_line(), images=False), 409, error=str(refused)
-        )
+        return _page(form, _cart_and_view()[1], 409, error=str(refused))
     except IntegrityError:
         db.rollback()  # the same key won a race from another submit: answer with that order
         order = orders.by_idempotency_key(db, form.idempotency_key.data)
