@@ -57,10 +57,10 @@ clean:
 
 ## The flash-sale benchmark (bench/README.md): the shop as production runs it, on 127.0.0.1 only, every load
 ## bounded. `make bench` is the full run (ceilings, pages, checkout, payments by worker count, a 2,000-unit
-## drop, scale); `make bench-quick` a short one. Results in bench/results/, logs in test-output/bench/.
+## drop, scale), every fixed window three times and the median reported; `make bench-quick` a short one. Results in bench/results/, logs in test-output/bench/.
 .PHONY: bench bench-quick bench-deps
 bench: venv bench-deps
-	$(BIN)/python -m bench.run --scale
+	$(BIN)/python -m bench.run --scale --repeat 3
 
 bench-quick: venv bench-deps
 	$(BIN)/python -m bench.run --quick
