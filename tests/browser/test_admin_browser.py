@@ -400,6 +400,8 @@ def test_admin_pages_have_no_serious_accessibility_violations(
     for path, heading in (
         ("/admin/", "Dashboard"),
         ("/admin/products", "Products"),
+        ("/admin/staff", "Staff accounts"),
+        ("/admin/settings", "Settings"),
         (f"/admin/orders/{number}", None),
     ):
         axe.page.goto(path)
