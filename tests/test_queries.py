@@ -1,5 +1,5 @@
 """Each catalog page runs a small fixed number of SQL statements, however many products it shows; a page
-served from the catalog cache runs none, and adding to the cart runs two."""
+served from the catalog cache runs none, adding to the cart runs two and a polled order status one."""
 
 from contextlib import contextmanager
 
@@ -98,3 +98,18 @@ def test_add_to_cart_reads_once_and_writes_once(app, client, connection, session
         )
     assert response.status_code == 303
     assert len(statements) == 3, "\n\n".join(statements)  # + loading the signed-in user
+
+
+def test_the_polled_order_status_runs_one_statement(client, connection, session):
+    """A waiting shopper's status fragment is asked for every second during a drop: the order alone."""
+    from tests.factories import make_order
+
+    order = make_order(session)
+    with client.session_transaction() as cookie:
+        cookie["orders"] = [order.id]
+    with count_statements(connection) as statements:
+        polled = client.get(f"/orders/{order.number}", headers={"HX-Request": "true"})
+    assert polled.status_code == 200 and "Confirming your payment" in polled.get_data(as_text=True)
+    assert len(statements) == 1, "\n\n".join(statements)
+    page = client.get(f"/orders/{order.number}").get_data(as_text=True)
+    assert order.lines[0].product_name in page  # the full page still lists what was bought

@@ -103,12 +103,13 @@ def get(session: Session, order_id: int) -> Order | None:
     return session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
 
 
-def by_number(session: Session, number: str) -> Order | None:
-    return session.scalar(
-        select(Order)
-        .where(Order.number == number)
-        .options(selectinload(Order.lines), selectinload(Order.events))
-    )
+def by_number(session: Session, number: str, timeline: bool = True) -> Order | None:
+    """An order with its lines and timeline; with `timeline=False` the order alone (a shopper's status
+    page, polled every second while the payment runs: its lines load only if the page shows them)."""
+    stmt = select(Order).where(Order.number == number)
+    if timeline:
+        stmt = stmt.options(selectinload(Order.lines), selectinload(Order.events))
+    return session.scalar(stmt)
 
 
 def by_idempotency_key(session: Session, key: str) -> Order | None:

@@ -44,7 +44,7 @@ def view_key(order) -> str:
 def visible_order(number: str):
     """The order if this visitor may see it: its account, the browser that placed it, or a signed link.
     Anyone else gets a 404, as if it did not exist."""
-    order = orders.by_number(get_session(), number)
+    order = orders.by_number(get_session(), number, timeline=False)
     if order is None:
         abort(404)
     if current_user.is_authenticated and order.user_id == current_user.id:
@@ -65,9 +65,8 @@ def visible_order(number: str):
 def status(number: str):
     """The order's status; it refreshes itself until the payment is final."""
     order = visible_order(number)
-    attempt = payments.latest_charge(get_session(), order.id)
     template = "orders/_status.html" if is_htmx() else "orders/status.html"
-    response = make_response(render_template(template, order=order, attempt=attempt, labels=orders.LABELS))
+    response = make_response(render_template(template, order=order, labels=orders.LABELS))
     response.vary.add("HX-Request")
     response.cache_control.no_store = True
     return response
