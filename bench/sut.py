@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from bench.procs import HOST, Proc, Stack, free_port, http_ok, spawn, wait_until
+from tools.sqldb import SqlDb
 
 ROOT = Path(__file__).resolve().parent.parent
 _VENV_BIN = ROOT / ".venv" / "bin"
@@ -225,27 +226,12 @@ def gateway_transactions(port: int) -> list[dict]:
 # -- reads on the shop's database and queues ----------------------------------------------------------
 
 
-class ShopDb:
+class ShopDb(SqlDb):
     """Straight reads (and stock top-ups) on the bench's PostgreSQL database."""
 
     def __init__(self, name: str):
         self.name = name
-        self.engine = create_engine(db_url(name), pool_size=2, max_overflow=2, pool_pre_ping=True)
-
-    def dispose(self) -> None:
-        self.engine.dispose()
-
-    def rows(self, sql: str, **params) -> list[dict]:
-        with self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(text(sql), params).mappings()]
-
-    def scalar(self, sql: str, **params):
-        with self.engine.connect() as connection:
-            return connection.execute(text(sql), params).scalar()
-
-    def execute(self, sql: str, **params) -> int:
-        with self.engine.begin() as connection:
-            return connection.execute(text(sql), params).rowcount
+        super().__init__(db_url(name))
 
     def variant(self, sku: str) -> dict:
         [row] = self.rows(

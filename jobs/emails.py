@@ -55,46 +55,34 @@ def send_password_reset(user_id: int | None) -> None:
     )
 
 
+def _mail_about(order, subject: str, template: str, **context) -> None:
+    """E-mail the order's customer, with a link to the order a guest can open without an account."""
+    from storefront.orders.views import view_key
+
+    link = mail.external_url("orders.status", number=order.number, key=view_key(order))
+    mail.send(mail.compose(order.email, subject, template, order=order, link=link, **context))
+
+
 @job
 def send_order_confirmation(order_id: int) -> None:
-    """Confirm a paid order, with a link a guest can open without an account."""
+    """Confirm a paid order."""
     from storefront.orders import services as orders
-    from storefront.orders.views import view_key
 
     order = orders.get(get_session(), order_id)
     if order is None or order.status not in orders.SOLD:
         return
-    link = mail.external_url("orders.status", number=order.number, key=view_key(order))
-    mail.send(
-        mail.compose(
-            order.email,
-            f"Your Storefront order {order.number}",
-            "emails/order_confirmation.txt",
-            order=order,
-            link=link,
-        )
-    )
+    _mail_about(order, f"Your Storefront order {order.number}", "emails/order_confirmation.txt")
 
 
 @job
 def send_shipping_confirmation(order_id: int) -> None:
     """Tell the customer the order is on its way: the tracking number and a link to the order."""
     from storefront.orders import services as orders
-    from storefront.orders.views import view_key
 
     order = orders.get(get_session(), order_id)
     if order is None or order.status != "shipped" or not order.tracking_number:
         return
-    link = mail.external_url("orders.status", number=order.number, key=view_key(order))
-    mail.send(
-        mail.compose(
-            order.email,
-            f"Your Storefront order {order.number} is on its way",
-            "emails/shipped.txt",
-            order=order,
-            link=link,
-        )
-    )
+    _mail_about(order, f"Your Storefront order {order.number} is on its way", "emails/shipped.txt")
 
 
 @job
@@ -102,8 +90,8 @@ def send_refund_notice(order_id: int, attempt_id: int) -> None:
     """Tell the customer money went back to their card, once the gateway has confirmed that refund (or the
     void that gave all of it back)."""
     from storefront.orders import services as orders
-    from storefront.orders.views import view_key
     from storefront.payments import services as payments
+    from storefront.payments.gateway import captures_at_checkout
     from storefront.payments.models import PaymentAttempt
 
     session = get_session()
@@ -117,19 +105,14 @@ def send_refund_notice(order_id: int, attempt_id: int) -> None:
         or attempt.status != "approved"
     ):
         return
-    state = payments.money(session, order, current_app.config["PAYMENT_CAPTURE"] != "auth_capture")
-    link = mail.external_url("orders.status", number=order.number, key=view_key(order))
-    mail.send(
-        mail.compose(
-            order.email,
-            f"Your Storefront order {order.number}: ${attempt.amount:,.2f} refunded",
-            "emails/refunded.txt",
-            order=order,
-            attempt=attempt,
-            returned=state.returned,
-            all_returned=state.all_returned,
-            link=link,
-        )
+    state = payments.money(session, order, not captures_at_checkout())
+    _mail_about(
+        order,
+        f"Your Storefront order {order.number}: ${attempt.amount:,.2f} refunded",
+        "emails/refunded.txt",
+        attempt=attempt,
+        returned=state.returned,
+        all_returned=state.all_returned,
     )
 
 
@@ -137,19 +120,13 @@ def send_refund_notice(order_id: int, attempt_id: int) -> None:
 def send_cancellation_notice(order_id: int) -> None:
     """Tell the customer the order was cancelled, and whether money is on its way back."""
     from storefront.orders import services as orders
-    from storefront.orders.views import view_key
 
     order = orders.get(get_session(), order_id)
     if order is None or order.status != "cancelled":
         return
-    link = mail.external_url("orders.status", number=order.number, key=view_key(order))
-    mail.send(
-        mail.compose(
-            order.email,
-            f"Your Storefront order {order.number} is cancelled",
-            "emails/cancelled.txt",
-            order=order,
-            paid=order.paid_at is not None,
-            link=link,
-        )
+    _mail_about(
+        order,
+        f"Your Storefront order {order.number} is cancelled",
+        "emails/cancelled.txt",
+        paid=order.paid_at is not None,
     )

@@ -7,24 +7,17 @@ alongside a worker finishing the same order, changes nothing twice.
 import logging
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import delete, select
 
 from jobs import job
-from jobs.payments import (
-    capture_payment,
-    check_payment,
-    finalize_order,
-    reconcile_charge,
-    refund_payment,
-    void_payment,
-)
+from jobs.payments import FOLLOW_UP_JOBS, check_payment, finalize_order, reconcile_charge
 from storefront import queues
 from storefront.cart.models import Cart
 from storefront.db import get_session
 from storefront.orders import services as orders
 from storefront.orders.models import Order
 from storefront.payments import services as payments
+from storefront.payments.gateway import silent_since
 from storefront.payments.models import PaymentAttempt
 
 log = logging.getLogger(__name__)
@@ -68,24 +61,18 @@ def redrive_lost_orders() -> int:
 def reconcile_uncertain_payments() -> int:
     """Enqueue reconciliation of charges whose outcome is unknown or whose worker went silent."""
     session = get_session()
-    stale = datetime.now(UTC) - timedelta(seconds=2 * current_app.config["AUTHNET_READ_TIMEOUT"] + 5)
-    attempt_ids = payments.uncertain(session, stale)
+    attempt_ids = payments.uncertain(session, silent_since())
     session.commit()
     for attempt_id in attempt_ids:
         queues.enqueue(reconcile_charge, attempt_id, queue="payments")
     return len(attempt_ids)
 
 
-FOLLOW_UP_JOBS = {"capture": capture_payment, "void": void_payment, "refund": refund_payment}
-
-
 @job
 def redrive_payment_operations() -> int:
     """Enqueue again the staff's captures, voids and refunds whose job was lost or whose answer was."""
     session = get_session()
-    now = datetime.now(UTC)
-    stale = now - timedelta(seconds=2 * current_app.config["AUTHNET_READ_TIMEOUT"] + 5)
-    pending = payments.follow_ups_to_redrive(session, now - LOST_AFTER, stale)
+    pending = payments.follow_ups_to_redrive(session, datetime.now(UTC) - LOST_AFTER, silent_since())
     session.commit()
     for attempt_id, kind in pending:
         queues.enqueue(FOLLOW_UP_JOBS[kind], attempt_id, queue="payments")

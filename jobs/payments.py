@@ -8,7 +8,7 @@ the same nonce and invoice number inside the duplicate window, so the gateway ca
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from flask import current_app
 
@@ -17,7 +17,14 @@ from storefront import queues
 from storefront.db import get_session
 from storefront.orders import services as orders
 from storefront.payments import services as payments
-from storefront.payments.gateway import GatewayUnavailable, Result, Transaction, get_gateway
+from storefront.payments.gateway import (
+    GatewayUnavailable,
+    Result,
+    Transaction,
+    captures_at_checkout,
+    get_gateway,
+    silent_since,
+)
 from storefront.payments.models import PaymentAttempt
 
 log = logging.getLogger(__name__)
@@ -59,15 +66,10 @@ def reconcile_charge(attempt_id: int) -> str:
     return _reconcile(attempt_id)
 
 
-def _stale_before() -> datetime:
-    """A charge still `sending` after this long has lost its worker (twice the gateway read timeout)."""
-    return datetime.now(UTC) - timedelta(seconds=2 * current_app.config["AUTHNET_READ_TIMEOUT"] + 5)
-
-
 def _reconcile(attempt_id: int) -> str:
     session = get_session()
     attempt = session.get(PaymentAttempt, attempt_id)
-    if attempt is None or not payments.claim(session, attempt, stale_before=_stale_before()):
+    if attempt is None or not payments.claim(session, attempt, stale_before=silent_since()):
         session.commit()
         return "already handled"
     order = orders.get(session, attempt.order_id)
@@ -108,13 +110,13 @@ def _send_all(attempt_ids: list[int]) -> list[str]:
     here, on the job's one session, so a batch of 32 needs one database connection, not 32, and no
     transaction is open while the gateway is asked."""
     session = get_session()
-    claimed = []
-    for attempt_id in attempt_ids:
-        attempt = session.get(PaymentAttempt, attempt_id)
-        claimed.append((attempt, orders.get(session, attempt.order_id)))
+    attempts = {attempt.id: attempt for attempt in payments.attempts(session, attempt_ids)}
+    by_id = orders.by_ids(session, {attempt.order_id for attempt in attempts.values()})
+    # In the order asked for: the job's own charge first, so its outcome is the job's result.
+    claimed = [(attempts[i], by_id[attempts[i].order_id]) for i in attempt_ids]
     session.commit()  # end the read transaction (without expiring)
     gateway = get_gateway()
-    capture = current_app.config["PAYMENT_CAPTURE"] == "auth_capture"
+    capture = captures_at_checkout()
 
     def ask(pair) -> Result | Transaction:
         return _ask_gateway(gateway, capture, *pair)
@@ -244,10 +246,6 @@ def refund_payment(attempt_id: int) -> str:
 FOLLOW_UP_JOBS = {"capture": capture_payment, "void": void_payment, "refund": refund_payment}
 
 
-def _auth_only() -> bool:
-    return current_app.config["PAYMENT_CAPTURE"] != "auth_capture"  # as finalize_order decides
-
-
 def _follow_up(attempt_id: int, kind: str) -> str:
     session = get_session()
     attempt = session.get(PaymentAttempt, attempt_id)
@@ -255,7 +253,7 @@ def _follow_up(attempt_id: int, kind: str) -> str:
         session.commit()
         return "no such attempt"
     was = attempt.status
-    if was not in payments.PENDING or not payments.claim(session, attempt, stale_before=_stale_before()):
+    if was not in payments.PENDING or not payments.claim(session, attempt, stale_before=silent_since()):
         session.commit()
         return "already handled"
     session.commit()  # on record as sending before anything leaves this process
@@ -374,7 +372,9 @@ def _record_follow_up(attempt_id: int, result: Result, settled: bool = False) ->
         # Another worker took a silent attempt over and has recorded it already.
         session.commit()
         return "already handled"
-    outcome, replacement = payments.record_follow_up(session, order, attempt, result, _auth_only(), settled)
+    outcome, replacement = payments.record_follow_up(
+        session, order, attempt, result, not captures_at_checkout(), settled
+    )
     session.commit()
     if replacement is not None:
         queues.enqueue(FOLLOW_UP_JOBS[replacement.kind], replacement.id, queue="payments")

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+
+from tools.sqldb import SqlDb
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_ROOT = ROOT / "test-output" / "live"
@@ -714,30 +714,14 @@ def run_buyers(
 # -- the database -------------------------------------------------------------------------------------
 
 
-class ShopDb:
+class ShopDb(SqlDb):
     """Straight reads (and a few writes) on the live shop's PostgreSQL database."""
 
     def __init__(self, url: str):
-        self.url = url
-        self.engine: Engine = create_engine(url, pool_size=2, max_overflow=4, pool_pre_ping=True)
-
-    def dispose(self) -> None:
-        self.engine.dispose()
+        super().__init__(url, max_overflow=4)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
-
-    def rows(self, sql: str, **params) -> list[dict]:
-        with self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(text(sql), params).mappings()]
-
-    def scalar(self, sql: str, **params):
-        with self.engine.connect() as connection:
-            return connection.execute(text(sql), params).scalar()
-
-    def execute(self, sql: str, **params) -> int:
-        with self.engine.begin() as connection:
-            return connection.execute(text(sql), params).rowcount
 
     def stock(self, variant_id: int) -> dict:
         [row] = self.rows(

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from storefront import create_app
 from storefront.catalog.models import Product, Variant
 from tests.conftest import migrate
+from tests.test_checkout import ADDRESS
 
 
 @pytest.fixture
@@ -110,13 +111,7 @@ def test_embedded_checkout_places_and_pays_an_order_on_sqlite(sqlite_app):
         data={
             "csrf_token": token,
             "idempotency_key": key,
-            "email": "buyer@example.com",
-            "full_name": "Ada Lovelace",
-            "line1": "1 Main St",
-            "city": "Springfield",
-            "postal_code": "62701",
-            "country": "US",
-            "shipping_method": "standard",
+            **ADDRESS,
             "dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT",
             "dataValue": "test-approve",
         },

@@ -13,7 +13,6 @@ from decimal import Decimal
 from flask import (
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -44,6 +43,7 @@ from storefront.extensions import client_ip
 from storefront.htmx import is_htmx, render
 from storefront.orders import services as orders
 from storefront.payments import services as payments
+from storefront.payments.gateway import captures_at_checkout, silent_since
 
 ADMIN_LINKS.append(("admin.order_list", "Orders"))
 
@@ -160,10 +160,6 @@ def _wanted(form: OrderFilterForm) -> orders.OrderFilter:
     )
 
 
-def _auth_only() -> bool:
-    return current_app.config["PAYMENT_CAPTURE"] != "auth_capture"  # as finalize_order decides
-
-
 def _staff():
     return current_user._get_current_object()
 
@@ -265,23 +261,18 @@ def order_export():
 # --- one order ---------------------------------------------------------------------------------------
 
 
-def _stale_before() -> datetime:
-    """A capture, void or refund still `sending` after this long has lost its worker."""
-    return datetime.now(UTC) - timedelta(seconds=2 * current_app.config["AUTHNET_READ_TIMEOUT"] + 5)
-
-
 def _checkable(order) -> set[int]:
     """Attempts staff may ask about again: no answer (unknown), or a job that seems lost."""
     lost = datetime.now(UTC) - LOST_JOB
     return {
         attempt.id
-        for attempt in payments.stuck(get_session(), order, _stale_before())
+        for attempt in payments.stuck(get_session(), order, silent_since())
         if attempt.status != "created" or attempt.updated_at < lost
     }
 
 
 def _panel_context(order, **extra) -> dict:
-    state = payments.money(get_session(), order, _auth_only())
+    state = payments.money(get_session(), order, not captures_at_checkout())
     return {
         "order": order,
         "payment": state,
@@ -358,7 +349,7 @@ def _enqueue(attempt) -> None:
 
 
 def _state(order):
-    return payments.money(get_session(), order, _auth_only())
+    return payments.money(get_session(), order, not captures_at_checkout())
 
 
 @bp.post("/orders/<number>/capture")
@@ -513,7 +504,7 @@ def order_payment_check(number: str, attempt_id: int):
     """Ask again about a capture, void or refund with no answer (unknown, or its job was lost)."""
     order = _locked(number)
     attempt = next(
-        (a for a in payments.stuck(get_session(), order, _stale_before()) if a.id == attempt_id), None
+        (a for a in payments.stuck(get_session(), order, silent_since()) if a.id == attempt_id), None
     )
     if attempt is None:
         return _answer(order, "That payment operation is not waiting for an answer.", 409)

@@ -1,7 +1,6 @@
 """The cart page and its HTMX pieces: add to cart, change quantity, remove, and the badge."""
 
 import re
-import time
 from datetime import UTC, datetime
 
 from flask import (
@@ -17,15 +16,13 @@ from flask import (
 )
 from flask_login import current_user, user_logged_in
 from flask_wtf import FlaskForm
-from limits import parse_many
-from werkzeug.exceptions import TooManyRequests
 from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
 from storefront.cart import services as carts
 from storefront.catalog import services as catalog
 from storefront.db import get_session
-from storefront.extensions import client_ip, limiter
+from storefront.extensions import limiter
 from storefront.htmx import is_htmx
 
 bp = Blueprint("cart", __name__)
@@ -141,24 +138,10 @@ def badge():
     return response
 
 
-def check_add_limit() -> None:
-    """ADD_TO_CART_LIMIT per client IP, counted in the limiter's storage with one round trip.
-
-    flask-limiter's decorator would make a second one for the X-RateLimit headers, which nobody reads here.
-    """
-    if not limiter.enabled:
-        return
-    args = (current_app.config["RATELIMIT_KEY_PREFIX"], client_ip(), "cart.add")
-    for item in parse_many(current_app.config["ADD_TO_CART_LIMIT"]):
-        if not limiter.limiter.hit(item, *args):
-            reset_at, _remaining = limiter.limiter.get_window_stats(item, *args)
-            raise TooManyRequests(retry_after=max(1, int(reset_at - time.time()) + 1))
-
-
 @bp.post("/add")
+@limiter.limit(lambda: current_app.config["ADD_TO_CART_LIMIT"])
 def add():
     """Add a variant to the cart: a status message and the badge for HTMX, a 303 to the cart otherwise."""
-    check_add_limit()
     form = AddForm()
     error = None if form.validate() else first_error(form)
     if error is None:

@@ -103,6 +103,11 @@ def get(session: Session, order_id: int) -> Order | None:
     return session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
 
 
+def by_ids(session: Session, order_ids: set[int]) -> dict[int, Order]:
+    """Orders by id in one query (without their lines), e.g. for a batch of payments."""
+    return {order.id: order for order in session.scalars(select(Order).where(Order.id.in_(order_ids)))}
+
+
 def by_number(session: Session, number: str, timeline: bool = True) -> Order | None:
     """An order with its lines and timeline; with `timeline=False` the order alone (a shopper's status
     page, polled every second while the payment runs: its lines load only if the page shows them)."""

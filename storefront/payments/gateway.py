@@ -14,7 +14,7 @@ Authorize.Net's documented sandbox behaviour. The SDK's traps (shared/authorizen
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -489,3 +489,16 @@ def init_app(app: Flask) -> None:
 
 def get_gateway() -> AuthorizeNetGateway | TestGateway:
     return current_app.extensions["payment_gateway"]
+
+
+def silent_since() -> datetime:
+    """A gateway call still `sending` from before this moment has lost its worker: no answer can still come
+    (twice the read timeout, and some slack)."""
+    seconds = 2 * current_app.config["AUTHNET_READ_TIMEOUT"] + 5
+    return datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+def captures_at_checkout() -> bool:
+    """PAYMENT_CAPTURE: charges are captured when the order is paid (auth_capture), or only authorized and
+    captured by staff at shipment (auth_only)."""
+    return current_app.config["PAYMENT_CAPTURE"] == "auth_capture"

@@ -46,6 +46,11 @@ def new_charge(session: Session, order: Order, descriptor: str, value: str) -> P
     return attempt
 
 
+def attempts(session: Session, attempt_ids: list[int]) -> list[PaymentAttempt]:
+    """These attempts, in one query."""
+    return list(session.scalars(select(PaymentAttempt).where(PaymentAttempt.id.in_(attempt_ids))))
+
+
 def latest_charge(session: Session, order_id: int) -> PaymentAttempt | None:
     return session.scalar(
         select(PaymentAttempt)
