@@ -15,8 +15,27 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
+class ViewLimiter(Limiter):
+    """flask-limiter for per-view limits only (`@limiter.limit`), which their decorators check.
+
+    flask-limiter also walks every request's view, blueprint and exemptions in a before_request hook, to apply
+    default, application and blueprint limits: ~0.1 ms on each product page, the busiest page of a drop, for
+    limits this shop does not have. This skips that walk, and refuses to start with such limits configured,
+    since they would silently not apply.
+    """
+
+    def init_app(self, app: Flask) -> None:
+        if app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION"):
+            raise RuntimeError("only per-view rate limits (@limiter.limit) are checked; see ViewLimiter")
+        super().init_app(app)
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        if not in_middleware:
+            super()._check_request_limit(callable_name, in_middleware)
+
+
 csrf = CSRFProtect()
-limiter = Limiter(key_func=client_ip, default_limits=[])
+limiter = ViewLimiter(key_func=client_ip, default_limits=[])
 login_manager = LoginManager()
 
 

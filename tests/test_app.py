@@ -1,5 +1,7 @@
 """Cross-cutting behaviour: error pages, security headers, media files, configuration."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from storefront import create_app
@@ -82,6 +84,29 @@ def test_rate_limited_request_gets_429_with_retry_after(database_url, media_fold
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
     assert "Slow down" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("setting", ["RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION"])
+def test_limits_that_no_view_decorator_would_check_refuse_to_start(database_url, media_folder, setting):
+    """Only per-view limits are checked (storefront.extensions.ViewLimiter), so a default or application-wide
+    limit must stop the app rather than silently not apply."""
+    config = {"SECRET_KEY": "x", "DATABASE_URL": database_url, "MEDIA_FOLDER": str(media_folder)}
+    with pytest.raises(RuntimeError, match="per-view"):
+        create_app({**config, "RATELIMIT_STORAGE_URI": "memory://", setting: "1/minute"})
+
+
+def test_session_cookies_are_the_ones_flask_signs(app):
+    """SignedCookieSessions derives its keys ahead of time; the cookies must stay Flask's, both ways."""
+    from flask.sessions import SecureCookieSessionInterface
+
+    app.config["SECRET_KEY_FALLBACKS"] = ["an-older-secret"]
+    flask_signer = SecureCookieSessionInterface().get_signing_serializer(app)
+    ours = app.session_interface.get_signing_serializer(app)
+    data = {"csrf_token": "abc", "cart_id": 7}
+    assert ours.loads(flask_signer.dumps(data)) == data
+    assert flask_signer.loads(ours.dumps(data)) == data
+    older = SimpleNamespace(secret_key="an-older-secret", config={"SECRET_KEY_FALLBACKS": None})
+    assert ours.loads(SecureCookieSessionInterface().get_signing_serializer(older).dumps(data)) == data
 
 
 def test_media_files_are_served_with_a_long_cache(app, client, media_folder):

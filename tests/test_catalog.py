@@ -329,6 +329,31 @@ def test_a_cached_product_page_shows_a_flash_once_and_the_hx_token_is_the_shoppe
     assert header_token == re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
 
 
+def test_a_rebuilt_product_page_keeps_no_earlier_shoppers_token(app, client, session, cached, monkeypatch):
+    """CSRF tokens are signed once per session and kept (security.csrf_token): a page rebuilt for a returning
+    shopper must still cut out every copy of that shopper's token, or the next shopper would get it."""
+    from itsdangerous.timed import TimestampSigner
+
+    ticks = iter(range(1_700_000_000, 1_800_000_000))
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: next(ticks))  # a signature per second
+    product = make_product(session, name="Token Ring", variants=[{"on_hand": 5}])
+    url = f"/products/{product.slug}"
+    client.get(url)
+    client.get(url)  # this shopper's signed token is kept now
+    cached.advance(2.1)
+    client.get(url)  # the page is rebuilt during this shopper's visit
+    newcomer = app.test_client()
+    page = newcomer.get(url).get_data(as_text=True)
+    header_token = re.search(r'"X-CSRFToken": "([^"]+)"', page)[1]
+    assert header_token == re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    added = newcomer.post(
+        "/cart/add",
+        data={"variant_id": product.variants[0].id, "quantity": 1},
+        headers={"X-CSRFToken": header_token},
+    )
+    assert added.status_code == 303
+
+
 def test_an_edit_shows_on_the_product_page_once_the_snapshot_expires(client, session, cached):
     product = make_product(session, variants=[{"price": Decimal("30.00")}])
     url = f"/products/{product.slug}"

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from storefront.cart.models import Cart, CartLine
 from storefront.catalog import services as catalog
-from storefront.catalog.models import Product, Variant
+from storefront.catalog.models import Product, Sale, SaleItem, Variant
 
 
 class CartError(ValueError):
@@ -252,19 +252,105 @@ def view(session: Session, cart: Cart | None, max_per_line: int, images: bool = 
     return _priced(session, _lines(session, CartLine.cart_id == cart.id, images), max_per_line)
 
 
-def view_of(
-    session: Session, max_per_line: int, *, cart_id: int | None = None, user_id: int | None = None
-) -> tuple[int | None, CartView]:
-    """An account's cart, or an anonymous one by id (never an account's by id), read straight from its lines:
-    (the cart's id, its view) in two queries, without loading the cart row first. For checkout, so no images."""
-    if user_id is not None:
-        owner = Cart.user_id == user_id
-    elif cart_id is not None:
-        owner = (Cart.id == cart_id) & Cart.user_id.is_(None)
+@dataclass(frozen=True)
+class CheckoutLine:
+    """A cart line as checkout prices, shows and reserves it: plain values, no ORM objects."""
+
+    variant_id: int
+    sku: str
+    product_name: str
+    variant_name: str
+    quantity: int
+    unit_price: Decimal
+    per_customer_limit: int | None
+
+    @property
+    def total(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True)
+class CheckoutCart:
+    cart_id: int | None
+    lines: tuple[CheckoutLine, ...]
+
+    @property
+    def count(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((line.total for line in self.lines), Decimal("0.00"))
+
+
+def for_checkout(session: Session, *, cart_id: int | None = None, user_id: int | None = None) -> CheckoutCart:
+    """An account's cart, or an anonymous one by id (never an account's by id), as checkout needs it: its
+    lines with names, current prices (a running sale's wins) and limits, in one query."""
+    if user_id is None and cart_id is None:
+        return CheckoutCart(None, ())
+    rows = session.execute(
+        _checkout_query(user_id is not None), {"user": user_id, "cart": cart_id, "now": datetime.now(UTC)}
+    ).all()
+    lines = tuple(
+        CheckoutLine(
+            variant_id=variant_id,
+            sku=sku,
+            product_name=product_name,
+            variant_name=variant_name,
+            quantity=quantity,
+            unit_price=price if sale_price is None else sale_price,
+            per_customer_limit=_tighter(limit, sale_limit if sale_price is not None else None),
+        )
+        for _cart, variant_id, sku, product_name, variant_name, quantity, price, limit, sale_price, sale_limit in rows
+    )
+    return CheckoutCart(rows[0][0] if rows else None, lines)
+
+
+@functools.cache
+def _checkout_query(for_account: bool) -> Select:
+    """A cart's lines with their variant, product and lowest running sale price, built once (see below)."""
+    carts, lines, variants, products = (
+        Cart.__table__,
+        CartLine.__table__,
+        Variant.__table__,
+        Product.__table__,
+    )
+    sales, items = Sale.__table__, SaleItem.__table__
+    if for_account:
+        owner = carts.c.user_id == bindparam("user")
     else:
-        return None, _priced(session, [], max_per_line)
-    lines = _lines(session, CartLine.cart_id.in_(select(Cart.id).where(owner)), images=False)
-    return (lines[0].cart_id if lines else None), _priced(session, lines, max_per_line)
+        owner = and_(carts.c.id == bindparam("cart"), carts.c.user_id.is_(None))
+    now = bindparam("now", type_=sales.c.starts_at.type)
+
+    def of_lowest_running_sale(column):
+        return (
+            select(column)
+            .select_from(items.join(sales, sales.c.id == items.c.sale_id))
+            .where(items.c.variant_id == variants.c.id, sales.c.starts_at <= now, sales.c.ends_at > now)
+            .order_by(items.c.sale_price, items.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    return (
+        select(
+            lines.c.cart_id,
+            variants.c.id,
+            variants.c.sku,
+            products.c.name,
+            variants.c.name,
+            lines.c.quantity,
+            variants.c.price,
+            variants.c.per_customer_limit,
+            of_lowest_running_sale(items.c.sale_price),
+            of_lowest_running_sale(sales.c.per_customer_limit),
+        )
+        .join(carts, carts.c.id == lines.c.cart_id)
+        .join(variants, variants.c.id == lines.c.variant_id)
+        .join(products, products.c.id == variants.c.product_id)
+        .where(owner)
+        .order_by(lines.c.id)
+    )
 
 
 def _lines(session: Session, which, images: bool) -> list[CartLine]:

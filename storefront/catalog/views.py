@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, abort, current_app, render_template, request, session, url_for
 from flask_login import current_user
-from flask_wtf.csrf import generate_csrf
 from wtforms import BooleanField, DecimalField, Form, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
@@ -12,6 +11,7 @@ from storefront.catalog import services as catalog
 from storefront.db import get_session
 from storefront.extensions import clock
 from storefront.htmx import render
+from storefront.security import csrf_token
 
 bp = Blueprint("catalog", __name__)
 
@@ -224,7 +224,7 @@ def _badge(count: int) -> str:
 
 
 def _product_shell(found: catalog.ProductPage) -> str:
-    token, count = generate_csrf(), session.get("cart_count", 0)
+    token, count = csrf_token(), session.get("cart_count", 0)
     html = render_template("catalog/product.html", product=found, cart_count=count)
     badge = _badge(count)
     if html.count(badge) != 1:  # a template change put the badge elsewhere: never serve a wrong one
@@ -244,7 +244,7 @@ def product(slug: str):
     shell = catalog_cache().pages.get(
         (slug, current_user.is_authenticated), cache_seconds(), lambda _now: (_product_shell(found), deadline)
     )
-    return shell.replace(CSRF_HOLE, generate_csrf()).replace(BADGE_HOLE, _badge(session.get("cart_count", 0)))
+    return shell.replace(CSRF_HOLE, csrf_token()).replace(BADGE_HOLE, _badge(session.get("cart_count", 0)))
 
 
 @bp.get("/products/<slug>/stock")

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Integer, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from storefront.cart.models import CartLine
-from storefront.cart.services import CartView
+from storefront.cart.services import CheckoutCart
 from storefront.catalog.models import Variant
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.orders import services as orders
@@ -158,24 +158,23 @@ def quote(
     )
 
 
-def _check_limits(session: Session, cart_view: CartView, user_id: int | None, email: str) -> None:
-    for line in cart_view.lines:
+def _check_limits(session: Session, cart: CheckoutCart, user_id: int | None, email: str) -> None:
+    for line in cart.lines:
         limit = line.per_customer_limit  # the variant's own, or a running sale's if that is tighter
         if limit is None:
             continue
-        bought = orders.units_bought(session, line.variant.id, user_id, email)
-        if bought + line.line.quantity > limit:
+        bought = orders.units_bought(session, line.variant_id, user_id, email)
+        if bought + line.quantity > limit:
             left = max(0, limit - bought)
             raise CheckoutError(
-                f"{line.product.name} is limited to {limit} per customer"
+                f"{line.product_name} is limited to {limit} per customer"
                 + (f"; you can buy {left} more." if left else "; you have reached the limit.")
             )
 
 
 def place_order(
     session: Session,
-    cart_id: int | None,
-    cart_view: CartView,
+    cart: CheckoutCart,
     details: Details,
     hold: timedelta,
     rules: Pricing | None = None,
@@ -185,74 +184,71 @@ def place_order(
     A second call with the same idempotency key raises AlreadyPlaced with the first order, whatever the cart
     holds now.
     """
-    existing = orders.by_idempotency_key(session, details.idempotency_key)
+    existing = orders.placed_with_key(session, details.idempotency_key)
     if existing is not None:
-        raise AlreadyPlaced(Placed(existing.id, existing.number))
-    if not cart_view.lines:
+        raise AlreadyPlaced(Placed(*existing))
+    if not cart.lines:
         raise CheckoutError("Your cart is empty.")
-    _check_limits(session, cart_view, details.user_id, details.email)
-    priced = quote(
-        session, cart_view.subtotal, details.country, details.region, details.shipping_method, rules
-    )
+    _check_limits(session, cart, details.user_id, details.email)
+    priced = quote(session, cart.subtotal, details.country, details.region, details.shipping_method, rules)
     if priced.method is None:
         raise CheckoutError("We don't ship to that country yet.")
     number = orders.new_number()
-    # Core INSERTs: no ORM object and unit-of-work bookkeeping for rows this request never reads back.
-    order_id = session.scalar(
-        insert(Order)
-        .values(
-            number=number,
-            idempotency_key=details.idempotency_key,
-            user_id=details.user_id,
-            email=details.email,
-            status="pending_payment",
-            subtotal=priced.subtotal,
-            shipping_total=priced.shipping,
-            tax_total=priced.tax,
-            total=priced.total,
-            shipping_method=priced.method.name,
-            ship_name=details.full_name,
-            ship_line1=details.line1,
-            ship_line2=details.line2,
-            ship_city=details.city,
-            ship_region=details.region,
-            ship_postal_code=details.postal_code,
-            ship_country=details.country,
-            ship_phone=details.phone,
-            expires_at=datetime.now(UTC) + hold,
-        )
-        .returning(Order.id)
-    )
+    order_id = session.execute(
+        _INSERT_ORDER,
+        {
+            "number": number,
+            "idempotency_key": details.idempotency_key,
+            "user_id": details.user_id,
+            "email": details.email,
+            "status": "pending_payment",
+            "subtotal": priced.subtotal,
+            "shipping_total": priced.shipping,
+            "tax_total": priced.tax,
+            "total": priced.total,
+            "shipping_method": priced.method.name,
+            "ship_name": details.full_name,
+            "ship_line1": details.line1,
+            "ship_line2": details.line2,
+            "ship_city": details.city,
+            "ship_region": details.region,
+            "ship_postal_code": details.postal_code,
+            "ship_country": details.country,
+            "ship_phone": details.phone,
+            "expires_at": datetime.now(UTC) + hold,
+        },
+    ).scalar_one()
     session.execute(
-        insert(OrderLine),
+        _INSERT_LINES,
         [
             {
                 "order_id": order_id,
-                "variant_id": line.variant.id,
-                "sku": line.variant.sku,
-                "product_name": line.product.name,
-                "variant_name": line.variant.name,
+                "variant_id": line.variant_id,
+                "sku": line.sku,
+                "product_name": line.product_name,
+                "variant_name": line.variant_name,
                 "unit_price": line.unit_price,
-                "quantity": line.line.quantity,
+                "quantity": line.quantity,
                 "line_total": line.total,
             }
-            for line in cart_view.lines
+            for line in cart.lines
         ],
     )
     session.execute(
-        insert(PaymentAttempt).values(
-            payments.charge_values(
-                order_id, priced.total, number, details.nonce_descriptor, details.nonce_value
-            )
-        )
+        _INSERT_ATTEMPT,
+        payments.charge_values(order_id, priced.total, number, details.nonce_descriptor, details.nonce_value),
     )
     session.execute(
-        insert(OrderEvent).values(
-            order_id=order_id, kind="placed", message=f"Order placed for {priced.total} USD.", data={}
-        )
+        _INSERT_EVENT,
+        {
+            "order_id": order_id,
+            "kind": "placed",
+            "message": f"Order placed for {priced.total} USD.",
+            "data": {},
+        },
     )
-    session.execute(delete(CartLine).where(CartLine.cart_id == cart_id))
-    reserve(session, [(line.variant.id, line.line.quantity, line.product.name) for line in cart_view.lines])
+    session.execute(_EMPTY_CART, {"cart": cart.cart_id})
+    reserve(session, [(line.variant_id, line.quantity, line.product_name) for line in cart.lines])
     return Placed(order_id, number)
 
 
@@ -260,15 +256,33 @@ def reserve(session: Session, lines: list[tuple[int, int, str]]) -> None:
     """Reserve every line or none: one guarded UPDATE per variant, in id order, as the last statements."""
     shortages = []
     for variant_id, quantity, name in sorted(lines):
-        reserved = session.execute(
-            update(Variant)
-            .where(Variant.id == variant_id, Variant.on_hand - Variant.reserved >= quantity)
-            .values(reserved=Variant.reserved + quantity)
-        ).rowcount
-        if not reserved:
+        if not session.execute(_RESERVE, {"variant": variant_id, "units": quantity}).rowcount:
             available = session.scalar(
                 select(Variant.on_hand - Variant.reserved).where(Variant.id == variant_id)
             )
             shortages.append(Shortage(name, quantity, max(0, available or 0)))
     if shortages:
         raise OutOfStock(shortages)
+
+
+# Place order's statements are Core statements on the tables, built once, their values passed when they run:
+# the ORM's insert(Order).values(...) made SQLAlchemy walk every value for a cache key on each call, ~2 ms of
+# CPU per statement against ~0.5 ms for the statement itself.
+_orders, _order_lines, _attempts, _events = (
+    Order.__table__,
+    OrderLine.__table__,
+    PaymentAttempt.__table__,
+    OrderEvent.__table__,
+)
+_variants, _cart_lines = Variant.__table__, CartLine.__table__
+_INSERT_ORDER = insert(_orders).returning(_orders.c.id)
+_INSERT_LINES = insert(_order_lines)
+_INSERT_ATTEMPT = insert(_attempts)
+_INSERT_EVENT = insert(_events)
+_EMPTY_CART = delete(_cart_lines).where(_cart_lines.c.cart_id == bindparam("cart"))
+_units = bindparam("units", type_=Integer)
+_RESERVE = (
+    update(_variants)
+    .where(_variants.c.id == bindparam("variant"), _variants.c.on_hand - _variants.c.reserved >= _units)
+    .values(reserved=_variants.c.reserved + _units)
+)

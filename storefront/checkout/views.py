@@ -16,7 +16,6 @@ from storefront import queues
 from storefront.accounts import services as accounts
 from storefront.accounts.views import COUNTRIES, AddressForm
 from storefront.cart import services as carts
-from storefront.cart.views import max_per_line
 from storefront.checkout import services as checkout
 from storefront.db import get_session
 from storefront.extensions import client_ip, limiter, redis_client
@@ -31,6 +30,9 @@ ORDERS_IN_SESSION = 20
 
 class CheckoutForm(AddressForm):
     """The shipping address fields of the address book, plus contact, shipping method and payment."""
+
+    class Meta:
+        csrf = False  # CSRFProtect has checked every POST before a view runs (the page renders csrf_token())
 
     email = EmailField(
         "E-mail", validators=[DataRequired(), Length(max=254)], render_kw={"autocomplete": "email"}
@@ -60,11 +62,11 @@ def current_pricing() -> checkout.Pricing:
     return current_app.extensions["catalog_cache"].listings.get("checkout-pricing", seconds, load)
 
 
-def _cart_and_view():
-    """(the cart's id, its view): the signed-in shopper's cart, or the anonymous one the session names."""
+def _cart() -> carts.CheckoutCart:
+    """The signed-in shopper's cart, or the anonymous one the session names."""
     if current_user.is_authenticated:
-        return carts.view_of(get_session(), max_per_line(), user_id=current_user.id)
-    return carts.view_of(get_session(), max_per_line(), cart_id=session.get("cart_id"))
+        return carts.for_checkout(get_session(), user_id=current_user.id)
+    return carts.for_checkout(get_session(), cart_id=session.get("cart_id"))
 
 
 def _form(formdata=None) -> CheckoutForm:
@@ -88,14 +90,14 @@ def _prefill(form: CheckoutForm) -> None:
             getattr(form, name).data = getattr(saved[0], name)
 
 
-def _page(form, cart_view, status=200, error=None):
+def _page(form, cart, status=200, error=None):
     if form.idempotency_key.errors:
         form.idempotency_key.data = str(uuid.uuid4())
         error = error or "This form had expired. Please check it and place the order again."
     rules = current_pricing()
     quote = checkout.quote(
         get_session(),
-        cart_view.subtotal,
+        cart.subtotal,
         form.country.data or "US",
         form.region.data or "",
         form.shipping_method.data,
@@ -104,7 +106,7 @@ def _page(form, cart_view, status=200, error=None):
     return render_template(
         "checkout/page.html",
         form=form,
-        cart=cart_view,
+        cart=cart,
         quote=quote,
         error=error,
         methods=rules.shipping_methods(form.country.data or "US"),
@@ -115,24 +117,24 @@ def _page(form, cart_view, status=200, error=None):
 @bp.get("")
 def page():
     """The checkout page: contact, address, shipping, summary and card."""
-    _cart, cart_view = _cart_and_view()
-    if not cart_view.lines:
+    cart = _cart()
+    if not cart.lines:
         return redirect(url_for("cart.detail"), 303)
     form = _form()
     _prefill(form)
-    return _page(form, cart_view)
+    return _page(form, cart)
 
 
 @bp.get("/summary")
 def summary():
     """The order summary for the chosen country, region and shipping method (HTMX swaps it in)."""
-    _cart, cart_view = _cart_and_view()
+    cart = _cart()
     country = request.args.get("country", "US")
     country = country if country in dict(COUNTRIES) else "US"
     rules = current_pricing()
     quote = checkout.quote(
         get_session(),
-        cart_view.subtotal,
+        cart.subtotal,
         country,
         request.args.get("region", "")[:80],
         request.args.get("shipping_method"),
@@ -140,8 +142,8 @@ def summary():
     )
     # The methods depend on the country too: they come along as an out-of-band swap.
     methods = rules.shipping_methods(country)
-    body = render_template("checkout/_summary.html", cart=cart_view, quote=quote) + render_template(
-        "checkout/_methods.html", methods=methods, quote=quote, cart=cart_view, form=_form(), oob=True
+    body = render_template("checkout/_summary.html", cart=cart, quote=quote) + render_template(
+        "checkout/_methods.html", methods=methods, quote=quote, cart=cart, form=_form(), oob=True
     )
     response = current_app.make_response(body)
     response.vary.add("HX-Request")
@@ -162,41 +164,41 @@ def shopper_key() -> str:
 )
 def place():
     """Place the order: one short transaction, then the status page while the payment runs."""
-    cart_id, cart_view = _cart_and_view()
+    cart = _cart()
     form = _form(request.form)
     if "refresh" in request.form:  # the no-JavaScript way to update shipping and totals
         form.validate()
-        return _page(form, cart_view)
+        return _page(form, cart)
     if form.validate():
         if form.dataDescriptor.data not in NONCE_DESCRIPTORS or not form.dataValue.data:
             form.dataValue.errors.append("Enter your card details (card payments need JavaScript).")
         elif len(form.dataValue.data) > 8192:
             form.dataValue.errors.append("The card details could not be read. Please enter them again.")
     if form.errors:
-        return _page(form, cart_view, 422)
+        return _page(form, cart, 422)
     _require_queue()
     try:
         email = accounts.normalize_email(form.email.data)
     except accounts.AccountError as error:
         form.email.errors.append(str(error))
-        return _page(form, cart_view, 422)
+        return _page(form, cart, 422)
     details = _details(form, email)
     db = get_session()
     hold = timedelta(minutes=current_app.config["ORDER_HOLD_MINUTES"])
     try:
-        order = checkout.place_order(db, cart_id, cart_view, details, hold, current_pricing())
+        order = checkout.place_order(db, cart, details, hold, current_pricing())
         db.commit()
     except checkout.AlreadyPlaced as placed:  # nothing was written
         return _to_status(placed.order)
     except checkout.CheckoutError as refused:
         db.rollback()
-        return _page(form, _cart_and_view()[1], 409, error=str(refused))
+        return _page(form, _cart(), 409, error=str(refused))
     except IntegrityError:
         db.rollback()  # the same key won a race from another submit: answer with that order
-        order = orders.by_idempotency_key(db, form.idempotency_key.data)
-        if order is None:
+        placed = orders.placed_with_key(db, form.idempotency_key.data)
+        if placed is None:
             raise
-        return _to_status(order)
+        return _to_status(checkout.Placed(*placed))
     _remember_order(order.id)
     session["cart_count"] = 0
     # After the commit, so the worker always finds the order; if Redis fails right here, the sweep re-drives it.
@@ -237,8 +239,9 @@ def _job_timeout() -> int:
 
 
 def _require_queue() -> None:
-    """Refuse up front when Redis is down (503 + Retry-After), so nothing is half made."""
-    if not current_app.config["REDIS_URL"]:
+    """Refuse up front when Redis is down (503 + Retry-After), so nothing is half made. When the checkout
+    limits are on they have just used the same Redis, which proves it as well as a PING would."""
+    if not current_app.config["REDIS_URL"] or limiter.current_limits:
         return
     try:
         redis_client().ping()

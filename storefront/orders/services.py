@@ -8,7 +8,7 @@ so two transactions never wait on each other in opposite orders.
 import secrets
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from storefront.catalog.models import Variant
@@ -119,6 +119,15 @@ def by_number(session: Session, number: str, timeline: bool = True) -> Order | N
 
 def by_idempotency_key(session: Session, key: str) -> Order | None:
     return session.scalar(select(Order).where(Order.idempotency_key == key))
+
+
+def placed_with_key(session: Session, key: str) -> tuple[int, str] | None:
+    """(id, number) of the order a checkout form with this key placed, if any: every place order asks."""
+    row = session.execute(_PLACED_WITH_KEY, {"key": key}).first()
+    return tuple(row) if row else None
+
+
+_PLACED_WITH_KEY = select(Order.id, Order.number).where(Order.idempotency_key == bindparam("key"))
 
 
 def for_user(session: Session, user_id: int, limit: int = 50) -> list[Order]:
