@@ -38,6 +38,24 @@ def test_htmx_add_returns_badge_and_status_out_of_band(client, session, ring):
     assert lines(session) == [(ring.variants[0].id, 2)]
 
 
+def test_adding_touches_a_cart_at_most_once_an_hour(client, session, ring):
+    """The abandoned-cart purge only needs to know a cart is in use; rewriting its indexed row on every add
+    would cost a drop's busiest write for nothing."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    add(client, ring.variants[0].id)
+    half_an_hour_ago = datetime.now(UTC) - timedelta(minutes=30)
+    session.execute(update(Cart).values(updated_at=half_an_hour_ago))
+    add(client, ring.variants[0].id)
+    assert session.scalar(select(Cart.updated_at)) == half_an_hour_ago
+    session.execute(update(Cart).values(updated_at=datetime.now(UTC) - timedelta(hours=2)))
+    add(client, ring.variants[0].id)
+    assert session.scalar(select(Cart.updated_at)) > half_an_hour_ago
+    assert lines(session) == [(ring.variants[0].id, 3)]
+
+
 def test_plain_add_redirects_to_the_cart_with_303(client, session, ring):
     response = add(client, ring.variants[0].id, 1)
     assert response.status_code == 303 and response.headers["Location"] == "/cart"

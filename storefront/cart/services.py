@@ -5,7 +5,7 @@ Stock shown here is a hint; checkout reserves it for real. Prices and totals alw
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Integer, Select, and_, bindparam, func, insert, select, update
@@ -99,21 +99,30 @@ def add_item(
 ) -> Added:
     """Add units of a variant to an account's cart, or to the anonymous cart `cart_id` (made if gone).
 
-    One query reads the variant's availability and what the cart already holds; one statement (two on
-    SQLite) then touches or creates the cart and adds to the line, never above what the read allowed.
+    One query reads the variant's availability and what the cart already holds; one statement then adds to
+    the line, never above what the read allowed. A new cart is created, and one not touched for an hour is
+    touched, in the same statement (a second one on SQLite).
     """
     # Named unlike any column: insert() and update() keep the column names for their own parameters.
-    params = {"variant": variant_id, "units": quantity, "user": user_id, "cart": cart_id}
+    params = {
+        "variant": variant_id,
+        "units": quantity,
+        "user": user_id,
+        "cart": cart_id,
+        "touched_before": datetime.now(UTC) - CART_TOUCH_INTERVAL,
+    }
     row = session.execute(_offer_query(user_id is not None), params).one_or_none()
     if row is None:
         raise CartError("That item is no longer available.")
-    available, product_name, variant_name, found_cart, in_cart, cart_count = row
+    available, product_name, variant_name, found_cart, in_cart, cart_count, cart_is_stale = row
     label = f"{product_name} ({variant_name})"
     _check_quantity(available, label, in_cart + quantity, max_per_line, in_cart)
     params.update(cart=found_cart, cap=min(available, max_per_line))
     cart_exists, line_exists = found_cart is not None, in_cart > 0
     try:
-        if session.get_bind().dialect.name == "postgresql":
+        if cart_exists and not cart_is_stale:
+            written = session.scalar(_line_statement(True, line_exists, in_one=False), params)
+        elif session.get_bind().dialect.name == "postgresql":
             written = session.scalar(_line_statement(cart_exists, line_exists, in_one=True), params)
         else:
             params["cart"] = session.scalar(_cart_statement(cart_exists), params)
@@ -127,6 +136,10 @@ def add_item(
 
 # The add-to-cart statements are built once, with bound parameters: a drop runs them thousands of times a
 # minute, and building a statement and its cache key costs more CPU than running it.
+
+# A cart's updated_at only tells the purge of abandoned carts (a month) that it is in use; it is indexed, so
+# touching it on every add would rewrite the cart's row and index entries every time.
+CART_TOUCH_INTERVAL = timedelta(hours=1)
 
 
 @functools.cache
@@ -146,6 +159,7 @@ def _offer_query(for_account: bool) -> Select:
     variant_id = bindparam("variant", type_=Integer)
     in_cart = select(lines.c.quantity).where(lines.c.cart_id == cart, lines.c.variant_id == variant_id)
     count = select(func.coalesce(func.sum(lines.c.quantity), 0)).where(lines.c.cart_id == cart)
+    stale = select(carts.c.updated_at < bindparam("touched_before", type_=carts.c.updated_at.type)).where(owner)
     return (
         select(
             variants.c.on_hand - variants.c.reserved,
@@ -154,6 +168,7 @@ def _offer_query(for_account: bool) -> Select:
             cart,
             func.coalesce(in_cart.scalar_subquery(), 0),
             count.scalar_subquery(),
+            stale.scalar_subquery(),
         )
         .join(products, products.c.id == variants.c.product_id)
         .where(variants.c.id == variant_id, products.c.is_active)
