@@ -22,14 +22,23 @@ COUNTS: Counter = Counter()
 VERB = re.compile(r"^\s*(\w+)(?:\s+(?:INTO|FROM)?\s*(\w+))?", re.IGNORECASE)
 
 
-def _idle(connection) -> bool:
-    """True when no transaction is open on this psycopg2 connection (however SQLAlchemy wraps it)."""
-    raw = (
+def _raw(connection):
+    """The psycopg2 connection, however SQLAlchemy wraps it."""
+    return (
         getattr(connection, "dbapi_connection", None)
         or getattr(connection, "driver_connection", None)
         or connection
     )
-    return raw.info.transaction_status == TRANSACTION_STATUS_IDLE
+
+
+def _idle(connection) -> bool:
+    """True when no transaction is open on this psycopg2 connection."""
+    return _raw(connection).info.transaction_status == TRANSACTION_STATUS_IDLE
+
+
+def _begins(connection) -> bool:
+    """True when psycopg2 will send BEGIN before the next statement (never in autocommit mode)."""
+    return _idle(connection) and not _raw(connection).autocommit
 
 
 def _wrap_dialect(dialect) -> None:
@@ -45,7 +54,7 @@ def _wrap_dialect(dialect) -> None:
     original_execute = dialect.do_execute
 
     def execute(cursor, statement, parameters, context=None):
-        if _idle(cursor.connection):
+        if _begins(cursor.connection):
             COUNTS["pg BEGIN"] += 1  # psycopg2 sends it on its own before this statement
         match = VERB.match(statement)
         verb = match.group(1).upper() if match else "?"
@@ -57,7 +66,14 @@ def _wrap_dialect(dialect) -> None:
 
     dialect.do_execute = execute
     wrap("do_ping", "pg pre-ping")
-    wrap("do_commit", "pg COMMIT")
+    original_commit = dialect.do_commit
+
+    def commit(dbapi_connection):
+        if not _idle(dbapi_connection):  # psycopg2 sends nothing when no transaction is open (autocommit)
+            COUNTS["pg COMMIT"] += 1
+        return original_commit(dbapi_connection)
+
+    dialect.do_commit = commit
     original_rollback = dialect.do_rollback
 
     def rollback(dbapi_connection):

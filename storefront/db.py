@@ -56,6 +56,16 @@ def get_session() -> Session:
     return g.db_session
 
 
+def autocommit(session: Session) -> bool:
+    """Run the session's statements outside a transaction, each committed on its own, when nothing has begun
+    yet and the session has its own connection to set up (a test lends it one inside the test's transaction).
+    For a request whose whole write is one statement: it then needs no BEGIN and COMMIT round trips."""
+    if session.in_transaction() or not isinstance(session.get_bind(), Engine):
+        return False
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return True
+
+
 def close_session(_exc: BaseException | None = None) -> None:
     session = g.pop("db_session", None)
     if session is not None:

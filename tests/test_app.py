@@ -109,6 +109,36 @@ def test_session_cookies_are_the_ones_flask_signs(app):
     assert ours.loads(SecureCookieSessionInterface().get_signing_serializer(older).dumps(data)) == data
 
 
+def _opened(app, cookie):
+    with app.test_request_context("/", headers={"Cookie": f"session={cookie}"}) as context:
+        return app.session_interface.open_session(app, context.request)
+
+
+def test_a_session_cookie_is_verified_once_per_process_and_its_data_never_shared(app, monkeypatch):
+    serializer = app.session_interface.get_signing_serializer(app)
+    cookie = serializer.dumps({"_flashes": [("success", "Added.")], "cart_id": 7})
+    first = _opened(app, cookie)
+    first["_flashes"].append(("info", "changed in place by a view"))
+    monkeypatch.setattr(type(serializer), "loads", lambda *_a, **_k: pytest.fail("verified again"))
+    again = _opened(app, cookie)
+    assert again == {"_flashes": [("success", "Added.")], "cart_id": 7}
+
+
+def test_a_kept_session_cookie_still_expires_and_a_forged_one_is_never_kept(app, monkeypatch):
+    import time
+
+    serializer = app.session_interface.get_signing_serializer(app)
+    cookie = serializer.dumps({"cart_id": 7})
+    assert _opened(app, cookie) == {"cart_id": 7}
+    lifetime = app.permanent_session_lifetime.total_seconds()
+    later = time.time() + lifetime + 5
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert _opened(app, cookie) == {}
+    forged = cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB")
+    assert _opened(app, forged) == {}
+    assert all(kept != forged for _keys, kept in app.session_interface._opened)
+
+
 def test_media_files_are_served_with_a_long_cache(app, client, media_folder):
     (media_folder / "demo").mkdir(exist_ok=True)
     (media_folder / "demo" / "x.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")

@@ -79,6 +79,16 @@ def test_adding_more_than_is_available_says_how_many_are_left(client, session, r
     assert lines(session) == [(ring.variants[0].id, 3)]
 
 
+def test_a_line_stops_at_the_per_line_cap_and_the_badge_counts_every_line(client, session):
+    necklace = make_product(session, variants=[{"on_hand": 50}, {"on_hand": 50}])
+    first, second = (variant.id for variant in necklace.variants)
+    add(client, first, 8)
+    assert ">10</span>" in add(client, second, 2, HTMX).get_data(as_text=True)  # 8 + 2 across two lines
+    refused = add(client, first, 3, HTMX)
+    assert refused.status_code == 422 and "at most 10 of each item" in refused.get_data(as_text=True)
+    assert lines(session) == [(first, 8), (second, 2)]
+
+
 def test_a_sold_out_variant_cannot_be_added(client, session, ring):
     response = add(client, ring.variants[1].id, 1)
     assert response.status_code == 422

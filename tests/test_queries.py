@@ -4,8 +4,9 @@ served from the catalog cache runs none, adding to the cart runs two and a polle
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 
+from storefront.catalog.models import Variant
 from tests.factories import make_category, make_product
 
 
@@ -74,7 +75,7 @@ def test_a_cached_page_runs_no_statement(app, client, connection, big_shop, monk
     assert statements == []
 
 
-def test_add_to_cart_reads_once_and_writes_once(app, client, connection, session, big_shop):
+def test_add_to_cart_is_one_statement_and_a_refusal_one_more(app, client, connection, session, big_shop):
     from tests.conftest import csrf_token, login
     from tests.factories import make_user
 
@@ -85,9 +86,18 @@ def test_add_to_cart_reads_once_and_writes_once(app, client, connection, session
             response = client.post(
                 "/cart/add", data={"variant_id": variant.id, "quantity": 1, "csrf_token": token}
             )
-        # One read (the variant, the cart, the line), one write (the cart and the line together).
+        # The cart, the line and the check of both in one statement.
         assert response.status_code == 303
-        assert len(statements) == 2, "\n\n".join(statements)
+        assert len(statements) == 1, "\n\n".join(statements)
+    sold_out = big_shop[1].variants[0]
+    session.execute(update(Variant).where(Variant.id == sold_out.id).values(reserved=Variant.on_hand))
+    with count_statements(connection) as statements:
+        refused = client.post(
+            "/cart/add", data={"variant_id": sold_out.id, "quantity": 1, "csrf_token": token}
+        )
+    assert refused.status_code == 422 and "sold out" in refused.get_data(as_text=True)
+    # The write that wrote nothing, the read of why, then the product page with the message (two queries).
+    assert len(statements) == 4, "\n\n".join(statements)
     shopper = app.test_client()
     user = make_user(session)
     login(shopper, user.email)
@@ -97,7 +107,7 @@ def test_add_to_cart_reads_once_and_writes_once(app, client, connection, session
             "/cart/add", data={"variant_id": variants[2].id, "quantity": 1, "csrf_token": token}
         )
     assert response.status_code == 303
-    assert len(statements) == 3, "\n\n".join(statements)  # + loading the signed-in user
+    assert len(statements) == 2, "\n\n".join(statements)  # + loading the signed-in user
 
 
 def test_the_polled_order_status_runs_one_statement(client, connection, session):

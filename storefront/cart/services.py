@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Integer, Select, and_, bindparam, func, insert, select, update
+from sqlalchemy import Integer, Select, and_, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -99,9 +99,10 @@ def add_item(
 ) -> Added:
     """Add units of a variant to an account's cart, or to the anonymous cart `cart_id` (made if gone).
 
-    One query reads the variant's availability and what the cart already holds; one statement then adds to
-    the line, never above what the read allowed. A new cart is created, and one not touched for an hour is
-    touched, in the same statement (a second one on SQLite).
+    On PostgreSQL one statement does it all: it checks the variant's availability and what the cart holds,
+    makes the cart if it is gone (or touches it if idle for an hour) and adds to the line, or writes nothing;
+    only then does a query read why. Elsewhere (SQLite) that query comes first and one or two statements
+    write, never above what it allowed.
     """
     # Named unlike any column: insert() and update() keep the column names for their own parameters.
     params = {
@@ -109,29 +110,97 @@ def add_item(
         "units": quantity,
         "user": user_id,
         "cart": cart_id,
+        "per_line": max_per_line,
         "touched_before": datetime.now(UTC) - CART_TOUCH_INTERVAL,
     }
-    row = session.execute(_offer_query(user_id is not None), params).one_or_none()
+    for_account = user_id is not None
+    if adds_in_one_statement(session):
+        try:
+            written = session.execute(_ADD_IN_ONE_STATEMENT[for_account], params).first()
+        except IntegrityError:  # a cart or line made at the same moment by another request of this shopper
+            raise CartError("Your cart changed while adding that item. Please try again.") from None
+        if written is not None:
+            return Added(cart_id=written.cart_id, count=written.count)
+        label = _offer(session, params, for_account).label  # raises with the reason
+        raise CartError(f"Your cart changed while adding {label}. Please try again.")
+    offer = _offer(session, params, for_account)
+    params.update(cart=offer.cart_id, cap=min(offer.available, max_per_line))
+    cart_exists, line_exists = offer.cart_id is not None, offer.in_cart > 0
+    try:
+        if not cart_exists or offer.cart_is_stale:
+            params["cart"] = session.scalar(_cart_statement(cart_exists), params)
+        written_cart = session.scalar(_line_statement(line_exists), params)
+    except IntegrityError:
+        written_cart = None
+    if written_cart is None:  # or the line changed, or the cart went, since the read
+        raise CartError(f"Your cart changed while adding {offer.label}. Please try again.")
+    return Added(cart_id=written_cart, count=offer.cart_count + quantity)
+
+
+def adds_in_one_statement(session: Session) -> bool:
+    """Whether add_item writes with a single statement here (PostgreSQL), so it may run outside a transaction."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+@dataclass(frozen=True)
+class _Offer:
+    label: str
+    available: int
+    cart_id: int | None
+    in_cart: int
+    cart_count: int
+    cart_is_stale: bool | None
+
+
+def _offer(session: Session, params: dict, for_account: bool) -> _Offer:
+    """What the variant and the cart hold now; CartError if adding `units` more is not allowed."""
+    row = session.execute(_offer_query(for_account), params).one_or_none()
     if row is None:
         raise CartError("That item is no longer available.")
-    available, product_name, variant_name, found_cart, in_cart, cart_count, cart_is_stale = row
+    available, product_name, variant_name, cart_id, in_cart, cart_count, cart_is_stale = row
     label = f"{product_name} ({variant_name})"
-    _check_quantity(available, label, in_cart + quantity, max_per_line, in_cart)
-    params.update(cart=found_cart, cap=min(available, max_per_line))
-    cart_exists, line_exists = found_cart is not None, in_cart > 0
-    try:
-        if cart_exists and not cart_is_stale:
-            written = session.scalar(_line_statement(True, line_exists, in_one=False), params)
-        elif session.get_bind().dialect.name == "postgresql":
-            written = session.scalar(_line_statement(cart_exists, line_exists, in_one=True), params)
-        else:
-            params["cart"] = session.scalar(_cart_statement(cart_exists), params)
-            written = session.scalar(_line_statement(cart_exists, line_exists, in_one=False), params)
-    except IntegrityError:  # a cart or line made at the same moment by another request of this shopper
-        written = None
-    if written is None:  # or the line changed, or the cart went, since the read
-        raise CartError(f"Your cart changed while adding {label}. Please try again.")
-    return Added(cart_id=written, count=cart_count + quantity)
+    _check_quantity(available, label, in_cart + params["units"], params["per_line"], in_cart)
+    return _Offer(label, available, cart_id, in_cart, cart_count, cart_is_stale)
+
+
+# PostgreSQL: the whole add in one statement. Run on its own (autocommit) it needs no BEGIN and COMMIT either:
+# the busiest write of a drop is then one round trip. Its CTEs read the cart and line as they were before the
+# statement, so the count is that of before plus the units added; it returns no row when it added nothing.
+_ADD_IN_ONE_SQL = """
+WITH offer AS (
+    SELECT LEAST(v.on_hand - v.reserved, :per_line) AS cap
+    FROM variants v JOIN products p ON p.id = v.product_id
+    WHERE v.id = :variant AND p.is_active
+), found AS (
+    SELECT id, updated_at < :touched_before AS stale FROM carts WHERE {owner}
+), allowed AS (
+    SELECT 1 FROM offer
+    WHERE COALESCE((SELECT quantity FROM cart_lines
+                    WHERE cart_id = (SELECT id FROM found) AND variant_id = :variant), 0) + :units <= offer.cap
+), made AS (
+    INSERT INTO carts (user_id) SELECT CAST(:user AS INTEGER)
+    WHERE NOT EXISTS (SELECT 1 FROM found) AND EXISTS (SELECT 1 FROM allowed)
+    RETURNING id
+), touched AS (
+    UPDATE carts SET updated_at = now()
+    WHERE id = (SELECT id FROM found WHERE stale) AND EXISTS (SELECT 1 FROM allowed)
+), cart AS (
+    SELECT id FROM found UNION ALL SELECT id FROM made
+), written AS (
+    INSERT INTO cart_lines (cart_id, variant_id, quantity)
+    SELECT cart.id, :variant, :units FROM cart, allowed
+    ON CONFLICT (cart_id, variant_id) DO UPDATE SET quantity = cart_lines.quantity + EXCLUDED.quantity
+    WHERE cart_lines.quantity + EXCLUDED.quantity <= (SELECT cap FROM offer)
+    RETURNING cart_id
+)
+SELECT written.cart_id,
+       (SELECT COALESCE(SUM(quantity), 0) FROM cart_lines WHERE cart_id = written.cart_id) + :units AS count
+FROM written
+"""
+_ADD_IN_ONE_STATEMENT = {
+    False: text(_ADD_IN_ONE_SQL.format(owner="id = :cart AND user_id IS NULL")),
+    True: text(_ADD_IN_ONE_SQL.format(owner="user_id = :user")),
+}
 
 
 # The add-to-cart statements are built once, with bound parameters: a drop runs them thousands of times a
@@ -159,7 +228,8 @@ def _offer_query(for_account: bool) -> Select:
     variant_id = bindparam("variant", type_=Integer)
     in_cart = select(lines.c.quantity).where(lines.c.cart_id == cart, lines.c.variant_id == variant_id)
     count = select(func.coalesce(func.sum(lines.c.quantity), 0)).where(lines.c.cart_id == cart)
-    stale = select(carts.c.updated_at < bindparam("touched_before", type_=carts.c.updated_at.type)).where(owner)
+    touched_before = bindparam("touched_before", type_=carts.c.updated_at.type)
+    stale = select(carts.c.updated_at < touched_before).where(owner)
     return (
         select(
             variants.c.on_hand - variants.c.reserved,
@@ -187,10 +257,10 @@ def _cart_statement(exists: bool):
 
 
 @functools.cache
-def _line_statement(cart_exists: bool, line_exists: bool, in_one: bool):
-    """Add to the line (up to `cap` units) or insert it; in_one runs the cart's statement as its CTE."""
+def _line_statement(line_exists: bool):
+    """Add to the line (up to `cap` units) or insert it."""
     lines = CartLine.__table__
-    cart_id = _cart_statement(cart_exists).cte("cart").c.id if in_one else bindparam("cart", type_=Integer)
+    cart_id = bindparam("cart", type_=Integer)
     quantity = bindparam("units", type_=Integer)
     variant_id = bindparam("variant", type_=Integer)
     if line_exists:
