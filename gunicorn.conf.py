@@ -33,6 +33,8 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 def post_fork(server, worker):
     # Connections opened in the master before the fork must not be shared by the workers.
+    from storefront.db import engines
     from wsgi import app
 
-    app.extensions["db_engine"].dispose(close=False)
+    for engine in engines(app):
+        engine.dispose(close=False)

@@ -100,10 +100,12 @@ KEY = re.compile(rb'name="idempotency_key"[^>]*value="([^"]+)"')
 
 def census(slug: str, variants: list[int], visits: int = 5) -> dict:
     from storefront import create_app
+    from storefront.db import engines
 
     _wrap_redis()
     app = create_app()
-    _wrap_dialect(app.extensions["db_engine"].dialect)
+    for engine in engines(app):
+        _wrap_dialect(engine.dialect)
     steps: dict[str, list[tuple[Counter, float, int]]] = {}
 
     def step(name, call):

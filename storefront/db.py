@@ -25,7 +25,7 @@ class Base(DeclarativeBase):
     }
 
 
-def make_engine(url: str, pool_size: int = 5) -> Engine:
+def make_engine(url: str, pool_size: int = 5, isolation_level: str | None = None) -> Engine:
     """Build an engine for PostgreSQL or the embedded SQLite file."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 15})
@@ -38,15 +38,28 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    options = {"isolation_level": isolation_level} if isolation_level else {}
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **options)
 
 
 def init_app(app: Flask) -> None:
-    """Create the engine and session factory and close the session after each app context."""
-    engine = make_engine(app.config["DATABASE_URL"], app.config["DATABASE_POOL_SIZE"])
+    """Create the engines and session factories and close the session after each app context."""
+    url = app.config["DATABASE_URL"]
+    engine = make_engine(url, app.config["DATABASE_POOL_SIZE"])
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+    if engine.dialect.name == "postgresql":
+        # For requests whose whole write is one statement (add to cart): connections kept in autocommit mode
+        # need no BEGIN and COMMIT round trips, and, being a pool of their own, no switching of a pooled
+        # connection's mode and back on every request (~0.3 ms of SQLAlchemy's work each time).
+        single = make_engine(url, pool_size=2, isolation_level="AUTOCOMMIT")
+        app.extensions["db_autocommit_engine"] = single
+        app.extensions["db_autocommit_sessionmaker"] = sessionmaker(bind=single, expire_on_commit=False)
     app.teardown_appcontext(close_session)
+
+
+def engines(app: Flask) -> list[Engine]:
+    return [app.extensions[name] for name in ("db_engine", "db_autocommit_engine") if name in app.extensions]
 
 
 def get_session() -> Session:
@@ -56,14 +69,18 @@ def get_session() -> Session:
     return g.db_session
 
 
-def autocommit(session: Session) -> bool:
-    """Run the session's statements outside a transaction, each committed on its own, when nothing has begun
-    yet and the session has its own connection to set up (a test lends it one inside the test's transaction).
-    For a request whose whole write is one statement: it then needs no BEGIN and COMMIT round trips."""
-    if session.in_transaction() or not isinstance(session.get_bind(), Engine):
-        return False
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return True
+def autocommit_session() -> Session:
+    """The request's session, from here on outside any transaction (each statement committed on its own), if
+    nothing has begun yet and the database allows it; otherwise the request's ordinary session. For a request
+    whose whole write is one statement: it needs no BEGIN and COMMIT round trips."""
+    factory = current_app.extensions.get("db_autocommit_sessionmaker")
+    current = g.get("db_session")
+    if factory is None or (current is not None and current.in_transaction()):
+        return get_session()
+    if current is not None:
+        current.close()
+    g.db_session = factory()
+    return g.db_session
 
 
 def close_session(_exc: BaseException | None = None) -> None:

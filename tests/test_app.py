@@ -109,6 +109,24 @@ def test_session_cookies_are_the_ones_flask_signs(app):
     assert ours.loads(SecureCookieSessionInterface().get_signing_serializer(older).dumps(data)) == data
 
 
+def test_a_one_statement_request_runs_outside_a_transaction_unless_one_has_begun(database_url, media_folder):
+    from sqlalchemy import text
+
+    from storefront.db import autocommit_session, get_session
+
+    app = create_app({"SECRET_KEY": "x", "DATABASE_URL": database_url, "MEDIA_FOLDER": str(media_folder)})
+    with app.test_request_context("/"):
+        single = autocommit_session()
+        assert single.connection().connection.dbapi_connection.autocommit
+        assert get_session() is single  # the rest of the request uses it too
+    with app.test_request_context("/"):
+        get_session().execute(text("SELECT 1"))  # e.g. loading the signed-in shopper
+        assert autocommit_session() is get_session()
+        assert not get_session().connection().connection.dbapi_connection.autocommit
+    for engine in (app.extensions["db_engine"], app.extensions["db_autocommit_engine"]):
+        engine.dispose()
+
+
 def _opened(app, cookie):
     with app.test_request_context("/", headers={"Cookie": f"session={cookie}"}) as context:
         return app.session_interface.open_session(app, context.request)

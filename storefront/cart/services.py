@@ -114,7 +114,7 @@ def add_item(
         "touched_before": datetime.now(UTC) - CART_TOUCH_INTERVAL,
     }
     for_account = user_id is not None
-    if adds_in_one_statement(session):
+    if session.get_bind().dialect.name == "postgresql":
         try:
             written = session.execute(_ADD_IN_ONE_STATEMENT[for_account], params).first()
         except IntegrityError:  # a cart or line made at the same moment by another request of this shopper
@@ -135,11 +135,6 @@ def add_item(
     if written_cart is None:  # or the line changed, or the cart went, since the read
         raise CartError(f"Your cart changed while adding {offer.label}. Please try again.")
     return Added(cart_id=written_cart, count=offer.cart_count + quantity)
-
-
-def adds_in_one_statement(session: Session) -> bool:
-    """Whether add_item writes with a single statement here (PostgreSQL), so it may run outside a transaction."""
-    return session.get_bind().dialect.name == "postgresql"
 
 
 @dataclass(frozen=True)
