@@ -242,7 +242,8 @@ def test_finalize_sends_a_batch_on_threads_and_each_order_is_charged_once(
     """Threads need their own connections, so this test commits to the database (and cleans up after)."""
     monkeypatch.setitem(anet_app.config, "PAYMENT_BATCH", 3)
     monkeypatch.setitem(anet_app.config, "REDIS_URL", "redis://unused")  # batches are for real workers only
-    monkeypatch.setattr(queues, "enqueue", lambda *args, **kwargs: None)  # the e-mails: no queue here
+    enqueued = []  # the e-mails: no queue here
+    monkeypatch.setattr(queues, "enqueue", lambda func, *args, **_kw: enqueued.append((func.__name__, *args)))
     sessions_from = []
     real_get_session = payment_jobs.get_session
 
@@ -279,6 +280,32 @@ def test_finalize_sends_a_batch_on_threads_and_each_order_is_charged_once(
     assert sorted(tries) == [1, 1, 1, 1]
     invoices = Counter(t.invoice_number for t in loopback.ledger.transactions())
     assert sorted(invoices.values()) == [1, 1, 1, 1]
+    # One confirmation job per payment job, for every order it found paid.
+    assert enqueued == [("send_order_confirmations", made[:3]), ("send_order_confirmations", [made[3]])]
+
+
+def test_a_batch_of_confirmations_never_confirms_twice_when_the_mail_server_fails(
+    anet_app, connection, session, outbox, monkeypatch
+):
+    from jobs import emails
+    from storefront import mail
+    from tests.conftest import read_outbox
+
+    made = [make_order(session, status="paid").id for _ in range(3)]
+    real_send, sent = mail.send, []
+
+    def flaky(message):
+        if len(sent) == 1:
+            raise OSError("mail server went away")
+        sent.append(message["To"])
+        real_send(message)
+
+    monkeypatch.setattr(mail, "send", flaky)
+    enqueued = []
+    monkeypatch.setattr(queues, "enqueue", lambda func, *args, **_kw: enqueued.append((func.__name__, *args)))
+    run(anet_app, emails.send_order_confirmations, made)
+    assert len(read_outbox(outbox)) == 1  # the first; the second failed
+    assert enqueued == [("send_order_confirmation", made[1]), ("send_order_confirmation", made[2])]
 
 
 def test_a_crash_after_the_gateway_approved_is_reconciled_to_one_charge(

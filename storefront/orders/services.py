@@ -103,9 +103,12 @@ def get(session: Session, order_id: int) -> Order | None:
     return session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
 
 
-def by_ids(session: Session, order_ids: set[int]) -> dict[int, Order]:
-    """Orders by id in one query (without their lines), e.g. for a batch of payments."""
-    return {order.id: order for order in session.scalars(select(Order).where(Order.id.in_(order_ids)))}
+def by_ids(session: Session, order_ids: set[int], lines: bool = False) -> dict[int, Order]:
+    """Orders by id in one query (with their lines in a second if asked), e.g. for a batch of payments."""
+    stmt = select(Order).where(Order.id.in_(order_ids))
+    if lines:
+        stmt = stmt.options(selectinload(Order.lines))
+    return {order.id: order for order in session.scalars(stmt)}
 
 
 def by_number(session: Session, number: str, timeline: bool = True) -> Order | None:
