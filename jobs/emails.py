@@ -87,7 +87,9 @@ def send_order_confirmations(order_ids: list[int]) -> None:
         try:
             _confirm(by_id.get(order_id))
         except Exception:
-            log.exception("confirming order %s failed; it and the rest of its batch go on one by one", order_id)
+            log.exception(
+                "confirming order %s failed; it and the rest of its batch go on one by one", order_id
+            )
             for rest in order_ids[position:]:
                 queues.enqueue(send_order_confirmation, rest, retry=queues.EMAIL_RETRY)
             return

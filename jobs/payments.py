@@ -127,7 +127,9 @@ def _send_all(attempt_ids: list[int]) -> list[str]:
         with ThreadPoolExecutor(max_workers=len(claimed), thread_name_prefix="charge") as pool:
             answers = list(pool.map(ask, claimed))
     outcomes = [_record_answer(session, *pair, answer) for pair, answer in zip(claimed, answers, strict=True)]
-    _confirm([order.id for (_attempt, order), outcome in zip(claimed, outcomes, strict=True) if outcome == "paid"])
+    _confirm(
+        [order.id for (_attempt, order), outcome in zip(claimed, outcomes, strict=True) if outcome == "paid"]
+    )
     return outcomes
 
 

@@ -270,3 +270,49 @@ def test_another_anonymous_cart_id_is_never_an_account_cart(client, session, rin
     add(client, ring.variants[0].id, 1)
     assert session.scalar(select(func.count(CartLine.id)).where(CartLine.cart_id == account_cart.id)) == 0
     assert lines(session) == [(ring.variants[0].id, 1)]
+
+
+def test_outside_a_test_transaction_adding_executes_a_statement_prepared_per_connection(
+    database_url, media_folder
+):
+    """The app's own connections: add to cart runs on the autocommit pool as an EXECUTE of the statement
+    each of its connections prepared, with the same checks as everywhere else."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from storefront import create_app
+    from storefront.cart import services as carts
+    from storefront.catalog.models import Category, Product
+    from storefront.db import autocommit_session
+
+    app = create_app({"SECRET_KEY": "x", "DATABASE_URL": database_url, "MEDIA_FOLDER": str(media_folder)})
+    with Session(app.extensions["db_engine"]) as own:
+        product = make_product(own, variants=[{"on_hand": 5}])
+        variant_id, product_id, category_id = product.variants[0].id, product.id, product.category_id
+        own.commit()
+    sent = []
+    single = app.extensions["db_autocommit_engine"]
+    event.listen(single, "before_cursor_execute", lambda _c, _cur, statement, *_a: sent.append(statement))
+    cart_id = None
+    try:
+        with app.test_request_context("/"):
+            db = autocommit_session()
+            added = carts.add_item(db, variant_id, 2, 10)
+            cart_id = added.cart_id
+            again = carts.add_item(db, variant_id, 1, 10, cart_id=cart_id)
+            with pytest.raises(carts.CartError, match="Only 5 left"):
+                carts.add_item(db, variant_id, 3, 10, cart_id=cart_id)
+        assert (added.count, again.count, again.cart_id) == (2, 3, cart_id)
+        assert sum(s.startswith("EXECUTE storefront_add_to_anonymous_cart(") for s in sent) == 3
+        with Session(app.extensions["db_engine"]) as own:
+            assert own.scalar(select(CartLine.quantity).where(CartLine.cart_id == cart_id)) == 3
+    finally:
+        with Session(app.extensions["db_engine"]) as own:
+            if cart_id is not None:
+                own.execute(delete(Cart).where(Cart.id == cart_id))
+            own.delete(own.get(Product, product_id))
+            own.flush()
+            own.delete(own.get(Category, category_id))
+            own.commit()
+        for engine in (app.extensions["db_engine"], single):
+            engine.dispose()
