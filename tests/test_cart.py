@@ -277,7 +277,7 @@ def test_outside_a_test_transaction_adding_executes_a_statement_prepared_per_con
 ):
     """The app's own connections: add to cart runs on the autocommit pool as an EXECUTE of the statement
     each of its connections prepared, with the same checks as everywhere else."""
-    from sqlalchemy import event
+    from sqlalchemy import event, text
     from sqlalchemy.orm import Session
 
     from storefront import create_app
@@ -302,10 +302,17 @@ def test_outside_a_test_transaction_adding_executes_a_statement_prepared_per_con
             again = carts.add_item(db, variant_id, 1, 10, cart_id=cart_id)
             with pytest.raises(carts.CartError, match="Only 5 left"):
                 carts.add_item(db, variant_id, 3, 10, cart_id=cart_id)
+            pid = db.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
         assert (added.count, again.count, again.cart_id) == (2, 3, cart_id)
         assert sum(s.startswith("EXECUTE storefront_add_to_anonymous_cart(") for s in sent) == 3
+        # PostgreSQL drops the pooled connection (a restart): the next add finds it dead and runs on a new one.
         with Session(app.extensions["db_engine"]) as own:
-            assert own.scalar(select(CartLine.quantity).where(CartLine.cart_id == cart_id)) == 3
+            own.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with app.test_request_context("/"):
+            last = carts.add_item(autocommit_session(), variant_id, 1, 10, cart_id=cart_id)
+        assert last.count == 4
+        with Session(app.extensions["db_engine"]) as own:
+            assert own.scalar(select(CartLine.quantity).where(CartLine.cart_id == cart_id)) == 4
     finally:
         with Session(app.extensions["db_engine"]) as own:
             if cart_id is not None:
