@@ -222,6 +222,14 @@ _ADD_IN_ONE_STATEMENT = {
 CART_TOUCH_INTERVAL = timedelta(hours=1)
 
 
+def _owner(for_account: bool):
+    """Which cart: the account's (:user), or the anonymous one by id (:cart), never an account's by id."""
+    carts = Cart.__table__
+    if for_account:
+        return carts.c.user_id == bindparam("user")
+    return and_(carts.c.id == bindparam("cart"), carts.c.user_id.is_(None))
+
+
 @functools.cache
 def _offer_query(for_account: bool) -> Select:
     """The variant's availability and names, and the cart's id, quantity of the variant and item count."""
@@ -231,10 +239,7 @@ def _offer_query(for_account: bool) -> Select:
         Variant.__table__,
         Product.__table__,
     )
-    if for_account:
-        owner = carts.c.user_id == bindparam("user")
-    else:
-        owner = and_(carts.c.id == bindparam("cart"), carts.c.user_id.is_(None))
+    owner = _owner(for_account)
     cart = select(carts.c.id).where(owner).scalar_subquery()
     variant_id = bindparam("variant", type_=Integer)
     in_cart = select(lines.c.quantity).where(lines.c.cart_id == cart, lines.c.variant_id == variant_id)
@@ -371,10 +376,6 @@ class CheckoutCart:
     lines: tuple[CheckoutLine, ...]
 
     @property
-    def count(self) -> int:
-        return sum(line.quantity for line in self.lines)
-
-    @property
     def subtotal(self) -> Decimal:
         return sum((line.total for line in self.lines), Decimal("0.00"))
 
@@ -412,10 +413,7 @@ def _checkout_query(for_account: bool) -> Select:
         Product.__table__,
     )
     sales, items = Sale.__table__, SaleItem.__table__
-    if for_account:
-        owner = carts.c.user_id == bindparam("user")
-    else:
-        owner = and_(carts.c.id == bindparam("cart"), carts.c.user_id.is_(None))
+    owner = _owner(for_account)
     now = bindparam("now", type_=sales.c.starts_at.type)
 
     def of_lowest_running_sale(column):

@@ -120,10 +120,6 @@ def by_number(session: Session, number: str, timeline: bool = True) -> Order | N
     return session.scalar(stmt)
 
 
-def by_idempotency_key(session: Session, key: str) -> Order | None:
-    return session.scalar(select(Order).where(Order.idempotency_key == key))
-
-
 def placed_with_key(session: Session, key: str) -> tuple[int, str] | None:
     """(id, number) of the order a checkout form with this key placed, if any: every place order asks."""
     row = session.execute(_PLACED_WITH_KEY, {"key": key}).first()
