@@ -11,8 +11,10 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
+)
+from flask import (
+    session as flask_session,
 )
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -182,9 +184,9 @@ def safe_next(target: str | None) -> str | None:
 
 def renew_session() -> None:
     """A fresh session at login and logout, keeping only what must carry over (against fixation)."""
-    kept = {key: session[key] for key in KEPT_ACROSS_LOGIN if key in session}
-    session.clear()
-    session.update(kept)
+    kept = {key: flask_session[key] for key in KEPT_ACROSS_LOGIN if key in flask_session}
+    flask_session.clear()
+    flask_session.update(kept)
 
 
 def lockout() -> accounts.Lockout:
@@ -252,9 +254,9 @@ def register_post():
     if problem:
         form.password.errors.append(problem)
         return form_page("accounts/register.html", form)
-    db = get_session()
-    user, created = accounts.register(db, email, form.password.data)
-    db.commit()
+    session = get_session()
+    user, created = accounts.register(session, email, form.password.data)
+    session.commit()
     queues.enqueue(
         emails.send_verification if created else emails.send_account_exists, user.id, retry=queues.EMAIL_RETRY
     )
@@ -270,16 +272,16 @@ def register_done():
 @bp.get("/register/verify/<token>")
 def verify(token: str):
     """Confirm an e-mail address from the emailed link and sign the shopper in."""
-    db = get_session()
+    session = get_session()
     max_age = current_app.config["VERIFY_TOKEN_MAX_AGE"]
-    user = accounts.read_token(db, current_app.config["SECRET_KEY"], "verify", token, max_age)
+    user = accounts.read_token(session, current_app.config["SECRET_KEY"], "verify", token, max_age)
     if user is None:
         abort(
             400,
             description="This confirmation link has expired or was already used. Sign in to get a new one.",
         )
     accounts.mark_verified(user)
-    db.commit()
+    session.commit()
     renew_session()
     login_user(user)
     flash("Your e-mail address is confirmed. Welcome!", "success")
@@ -308,17 +310,17 @@ def login_post():
         return form_page("accounts/login.html", form)
     email = form.email.data.strip().lower()
     ip, agent, now = client_ip(), request.user_agent.string, clock.now()
-    db = get_session()
+    session = get_session()
     guard = lockout()
     lock = guard.current_lock(email, ip, now)
     if lock is not None:
-        accounts.record_attempt(db, email, ip, agent, "locked")
-        db.commit()
+        accounts.record_attempt(session, email, ip, agent, "locked")
+        session.commit()
         raise locked_out(lock)
-    user = accounts.authenticate(db, email, form.password.data)
+    user = accounts.authenticate(session, email, form.password.data)
     if user is None:
-        accounts.record_attempt(db, email, ip, agent, "failed")
-        db.commit()
+        accounts.record_attempt(session, email, ip, agent, "failed")
+        session.commit()
         lock = guard.register_failure(email, ip, now)
         if lock is not None:
             raise locked_out(lock)
@@ -326,22 +328,22 @@ def login_post():
         return form_page("accounts/login.html", form)
     guard.register_success(email, ip)
     if not user.is_active:
-        accounts.record_attempt(db, email, ip, agent, "disabled")
-        db.commit()
+        accounts.record_attempt(session, email, ip, agent, "disabled")
+        session.commit()
         form.email.errors.append("This account is disabled. Please contact us.")
         return form_page("accounts/login.html", form)
     if user.email_verified_at is None:
-        accounts.record_attempt(db, email, ip, agent, "unverified")
-        db.commit()
+        accounts.record_attempt(session, email, ip, agent, "unverified")
+        session.commit()
         queues.enqueue(emails.send_verification, user.id, retry=queues.EMAIL_RETRY)
         form.email.errors.append("Please confirm your e-mail address first: we have sent you a new link.")
         return form_page("accounts/login.html", form)
     if user.totp_enabled_at is not None:
         # The password was right; the session holds only a pending login until the second factor is given.
-        accounts.record_attempt(db, email, ip, agent, "password_ok")
-        db.commit()
+        accounts.record_attempt(session, email, ip, agent, "password_ok")
+        session.commit()
         renew_session()
-        session["pending_login"] = {
+        flask_session["pending_login"] = {
             "user": user.id,
             "token": user.session_token,
             "remember": bool(form.remember.data),
@@ -349,10 +351,10 @@ def login_post():
             "since": clock.now(),
         }
         return redirect(url_for(".second_factor"), 303)
-    accounts.record_attempt(db, email, ip, agent, "success")
+    accounts.record_attempt(session, email, ip, agent, "success")
     renew_session()
     login_user(user, remember=form.remember.data)
-    db.commit()
+    session.commit()
     return redirect(safe_next(form.next.data) or url_for(".account"), 303)
 
 
@@ -368,9 +370,9 @@ class SecondFactorForm(FlaskForm):
 
 
 def _pending_user():
-    pending = session.get("pending_login")
+    pending = flask_session.get("pending_login")
     if not pending or clock.now() - pending.get("since", 0) > PENDING_LOGIN_SECONDS:
-        session.pop("pending_login", None)
+        flask_session.pop("pending_login", None)
         return None, None
     user = get_session().get(accounts.User, pending["user"])
     if user is None or user.session_token != pending["token"] or user.totp_enabled_at is None:
@@ -398,7 +400,7 @@ def second_factor_post():
     if not form.validate():
         return form_page("accounts/second_factor.html", form)
     ip, agent, now = client_ip(), request.user_agent.string, clock.now()
-    db = get_session()
+    session = get_session()
     guard = lockout()
     lock = guard.current_lock(user.email, ip, now)
     if lock is not None:
@@ -407,20 +409,20 @@ def second_factor_post():
     step = accounts.totp_step(user.totp_secret, code, now)
     # A code is good once: remember its time step so a watched code cannot be replayed.
     fresh = step is not None and redis_client().set(f"totp:used:{user.id}:{step}", 1, nx=True, ex=120)
-    if not fresh and not accounts.use_recovery_code(db, user, code):
-        accounts.record_attempt(db, user.email, ip, agent, "second_factor_failed")
-        db.commit()
+    if not fresh and not accounts.use_recovery_code(session, user, code):
+        accounts.record_attempt(session, user.email, ip, agent, "second_factor_failed")
+        session.commit()
         lock = guard.register_failure(user.email, ip, now)
         if lock is not None:
             raise locked_out(lock)
         form.code.errors.append("That code is not right, or was already used.")
         return form_page("accounts/second_factor.html", form)
-    accounts.record_attempt(db, user.email, ip, agent, "success")
+    accounts.record_attempt(session, user.email, ip, agent, "success")
     guard.register_success(user.email, ip)
     renew_session()
     login_user(user, remember=pending["remember"])
-    session["second_factor"] = user.session_token
-    db.commit()
+    flask_session["second_factor"] = user.session_token
+    session.commit()
     return redirect(pending["next"] or url_for("admin.dashboard"), 303)
 
 
@@ -428,7 +430,7 @@ def second_factor_post():
 def logout():
     """Sign out and clear the whole session."""
     logout_user()
-    session.clear()
+    flask_session.clear()
     flash("You are signed out.", "success")
     return redirect(url_for("catalog.home"), 303)
 
@@ -514,9 +516,9 @@ def change_password():
 def change_password_post():
     """Change the password after checking the current one; other sessions are signed out."""
     form = ChangePasswordForm()
-    db = get_session()
+    session = get_session()
     if form.validate():
-        if accounts.authenticate(db, current_user.email, form.current_password.data) is None:
+        if accounts.authenticate(session, current_user.email, form.current_password.data) is None:
             form.current_password.errors.append("That is not your current password.")
         elif problem := accounts.password_problem(form.password.data, current_user.email):
             form.password.errors.append(problem)
@@ -524,7 +526,7 @@ def change_password_post():
         return form_page("accounts/password.html", form)
     user = current_user._get_current_object()
     accounts.set_password(user, form.password.data)
-    db.commit()
+    session.commit()
     renew_session()
     login_user(user)
     flash("Your password is changed.", "success")
@@ -561,9 +563,9 @@ def address_create():
     form = AddressForm()
     if not form.validate():
         return form_page("accounts/address_form.html", form, address=None)
-    db = get_session()
-    accounts.save_address(db, current_user, form.data)
-    db.commit()
+    session = get_session()
+    accounts.save_address(session, current_user, form.data)
+    session.commit()
     flash("Address saved.", "success")
     return redirect(url_for(".address_book"), 303)
 
@@ -584,9 +586,9 @@ def address_update(address_id: int):
     form = AddressForm()
     if not form.validate():
         return form_page("accounts/address_form.html", form, address=address)
-    db = get_session()
-    accounts.save_address(db, current_user, form.data, address)
-    db.commit()
+    session = get_session()
+    accounts.save_address(session, current_user, form.data, address)
+    session.commit()
     flash("Address updated.", "success")
     return redirect(url_for(".address_book"), 303)
 
@@ -595,9 +597,9 @@ def address_update(address_id: int):
 @login_required
 def address_default(address_id: int):
     """Make an address the default for checkout."""
-    db = get_session()
-    accounts.make_default(db, current_user, _own_address(address_id))
-    db.commit()
+    session = get_session()
+    accounts.make_default(session, current_user, _own_address(address_id))
+    session.commit()
     flash("Default address changed.", "success")
     return redirect(url_for(".address_book"), 303)
 
@@ -606,8 +608,8 @@ def address_default(address_id: int):
 @login_required
 def address_delete(address_id: int):
     """Delete one of the shopper's addresses."""
-    db = get_session()
-    accounts.delete_address(db, current_user, _own_address(address_id))
-    db.commit()
+    session = get_session()
+    accounts.delete_address(session, current_user, _own_address(address_id))
+    session.commit()
     flash("Address deleted.", "success")
     return redirect(url_for(".address_book"), 303)

@@ -65,12 +65,12 @@ def customer_list():
 
 
 def _detail_context(user: User) -> dict:
-    db = get_session()
+    session = get_session()
     return {
         "user": user,
-        "orders": orders.for_customer(db, user.id, user.email),
-        "addresses": accounts.addresses(db, user),
-        "attempts": accounts.login_attempts(db, user.email),
+        "orders": orders.for_customer(session, user.id, user.email),
+        "addresses": accounts.addresses(session, user),
+        "attempts": accounts.login_attempts(session, user.email),
         "locks": accounts.locks_for(lockout(), user.email, clock.now()),
         "labels": orders.LABELS,
         "now": clock.now(),
@@ -96,11 +96,11 @@ def _set_disabled(user_id: int, disabled: bool):
     if refusal is not None:
         context = _detail_context(user) | {"account_message": refusal, "account_error": True}
         return render("admin/customers/detail.html", "admin/customers/_account.html", status=409, **context)
-    db = get_session()
+    session = get_session()
     accounts.set_disabled(user, disabled)
     action = "customer.disable" if disabled else "customer.enable"
     audit.record(
-        db,
+        session,
         staff,
         action,
         "user",
@@ -109,7 +109,7 @@ def _set_disabled(user_id: int, disabled: bool):
         {"is_disabled": disabled},
         ip=client_ip(),
     )
-    db.commit()
+    session.commit()
     message = "Account disabled and signed out everywhere." if disabled else "Account enabled."
     if is_htmx():
         return render_template("admin/customers/_account.html", user=user, account_message=message)
@@ -136,9 +136,9 @@ def customer_unlock(user_id: int):
     guard = lockout()
     ips = ", ".join(sorted(lock.ip for lock in accounts.locks_for(guard, user.email, clock.now())))
     lifted = guard.unlock(user.email)
-    db = get_session()
+    session = get_session()
     audit.record(
-        db,
+        session,
         _staff(),
         "customer.unlock",
         "user",
@@ -147,7 +147,7 @@ def customer_unlock(user_id: int):
         {"locked_ips": ""},
         ip=client_ip(),
     )
-    db.commit()
+    session.commit()
     message = f"Lifted {lifted} lockout{'s' if lifted != 1 else ''}."
     if is_htmx():
         return render_template(
@@ -186,7 +186,7 @@ def lockout_unlock():
         message, status = "Choose a lockout to lift.", 422
     else:
         guard = lockout()
-        db = get_session()
+        session = get_session()
         if form.email.data == accounts.ANY_ACCOUNT:
             lifted = int(accounts.lift_ip_lock(guard, form.ip.data))
             entity, entity_id, before = "lockout", form.ip.data, {"ip_locked": form.ip.data}
@@ -195,11 +195,11 @@ def lockout_unlock():
             email = form.email.data.strip().lower()
             ips = ", ".join(sorted(lock.ip for lock in accounts.locks_for(guard, email, clock.now())))
             lifted = guard.unlock(email)
-            user_id = db.scalar(select(User.id).where(User.email == email))
+            user_id = session.scalar(select(User.id).where(User.email == email))
             entity, entity_id = ("user", user_id) if user_id else ("lockout", email[:64])
             before, after = {"email": email, "locked_ips": ips}, {"email": email, "locked_ips": ""}
-        audit.record(db, _staff(), "customer.unlock", entity, entity_id, before, after, ip=client_ip())
-        db.commit()
+        audit.record(session, _staff(), "customer.unlock", entity, entity_id, before, after, ip=client_ip())
+        session.commit()
         message, status = f"Lifted {lifted} lockout{'s' if lifted != 1 else ''}.", 200
     if status >= 400:
         context = _lockouts_context(message=message, error=True)

@@ -63,9 +63,11 @@ def job_retry(queue_name: str, job_id: str):
     """Put a failed job back on its queue (jobs are idempotent, so a retry is safe)."""
     registry, job = _failed_job(queue_name, job_id)
     registry.requeue(job)
-    db = get_session()
-    audit.record(db, current_user, "job.retry", "job", job_id, after={"func": job.func_name}, ip=client_ip())
-    db.commit()
+    session = get_session()
+    audit.record(
+        session, current_user, "job.retry", "job", job_id, after={"func": job.func_name}, ip=client_ip()
+    )
+    session.commit()
     flash(f"Job {job.func_name} is queued again.", "success")
     return redirect(url_for(".job_list"), 303)
 
@@ -75,10 +77,10 @@ def job_delete(queue_name: str, job_id: str):
     """Forget a failed job for good."""
     registry, job = _failed_job(queue_name, job_id)
     registry.remove(job, delete_job=True)
-    db = get_session()
+    session = get_session()
     audit.record(
-        db, current_user, "job.delete", "job", job_id, before={"func": job.func_name}, ip=client_ip()
+        session, current_user, "job.delete", "job", job_id, before={"func": job.func_name}, ip=client_ip()
     )
-    db.commit()
+    session.commit()
     flash(f"Job {job.func_name} was deleted.", "success")
     return redirect(url_for(".job_list"), 303)

@@ -217,9 +217,9 @@ def order_export():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
-        db = get_session()
-        for batch in orders.export_batches(db, wanted):
-            refunded = payments.refunded_by_order(db, [order.id for order in batch])
+        session = get_session()
+        for batch in orders.export_batches(session, wanted):
+            refunded = payments.refunded_by_order(session, [order.id for order in batch])
             for order in batch:
                 writer.writerow(
                     _cell(value)
@@ -321,14 +321,14 @@ def _row_wanted() -> bool:
 def _answer(order, message: str, status: int = 200, **forms):
     """After an action: a plain form gets a 303 to the order with a flash; HTMX gets the fresh panel (or
     row). A refusal changed nothing (rolled back) and answers 409/422 with the message."""
-    db = get_session()
+    session = get_session()
     if status >= 400:
-        db.rollback()
+        session.rollback()
     if status < 400 and not is_htmx():
         flash(message, "success")
         return redirect(url_for(".order_detail", number=order.number), 303)
-    db.expire_all()  # a job may have recorded the gateway's answer already (inline queue)
-    fresh = orders.for_staff(db, order.number)
+    session.expire_all()  # a job may have recorded the gateway's answer already (inline queue)
+    fresh = orders.for_staff(session, order.number)
     category = "error" if status >= 400 else "success"
     if _row_wanted():
         response = render_template(
@@ -443,18 +443,18 @@ def order_ship(number: str):
         )
     if not form.validate():
         return _answer(order, "Enter a tracking number to ship.", 422, ship_form=form)
-    db, staff = get_session(), _staff()
+    session, staff = get_session(), _staff()
     state = _state(order)
     if state.busy:
         return _answer(order, payments.BUSY, 409, ship_form=form)
-    capture = payments.new_capture(db, order, state, staff.email) if state.can_capture else None
+    capture = payments.new_capture(session, order, state, staff.email) if state.can_capture else None
     before = {"status": order.status, "tracking_number": order.tracking_number}
-    orders.ship(db, order, form.tracking_number.data, staff.email)
+    orders.ship(session, order, form.tracking_number.data, staff.email)
     after = {"status": order.status, "tracking_number": order.tracking_number, "stock": "consumed"}
     if capture is not None:
         after["capture_attempt"] = capture.id
     _audit("order.ship", order, before, after)
-    db.commit()
+    session.commit()
     queues.enqueue(emails.send_shipping_confirmation, order.id, retry=queues.EMAIL_RETRY)
     _enqueue(capture)
     return _answer(
@@ -472,25 +472,25 @@ def order_cancel(number: str):
         return _answer(
             order, f"A {orders.LABELS[order.status].lower()} order cannot be cancelled.{hint}", 409
         )
-    db, staff = get_session(), _staff()
+    session, staff = get_session(), _staff()
     before = {"status": order.status}
     state = _state(order)
     if order.status == "paid":
         if state.busy:
             return _answer(order, payments.BUSY, 409)
-    elif not payments.cancel_unsent(db, order):
+    elif not payments.cancel_unsent(session, order):
         # A charge was sent (or may have been) and has no final answer: cancelling now could leave a card
         # charged for a cancelled order. Its outcome comes first.
         return _answer(
             order, "The customer's payment is still being decided. Wait for its outcome first.", 409
         )
-    orders.cancel(db, order, staff.email)
-    attempt = payments.return_all(db, order, state, staff.email) if before["status"] == "paid" else None
+    orders.cancel(session, order, staff.email)
+    attempt = payments.return_all(session, order, state, staff.email) if before["status"] == "paid" else None
     after = {"status": order.status, "stock": "released"}
     if attempt is not None:
         after |= {"money_back": attempt.kind, "amount": attempt.amount, "attempt": attempt.id}
     _audit("order.cancel", order, before, after)
-    db.commit()
+    session.commit()
     queues.enqueue(emails.send_cancellation_notice, order.id, retry=queues.EMAIL_RETRY)
     _enqueue(attempt)
     message = "Order cancelled and its stock released."

@@ -133,13 +133,13 @@ class ProductSearchForm(Form):
     page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1, max=10_000)])
 
 
-def log_changes(db, *changes) -> None:
+def log_changes(session, *changes) -> None:
     """Write each change to the audit log in the caller's transaction; None means nothing changed."""
     actor = current_user._get_current_object()
     for change in changes:
         if change is not None:
             audit.record(
-                db,
+                session,
                 actor,
                 change.action,
                 change.entity,
@@ -160,40 +160,40 @@ def see_other(endpoint: str, **values):
     return redirect(target, 303)
 
 
-def _product_or_404(db, product_id: int):
-    product = catalog.staff_product(db, product_id)
+def _product_or_404(session, product_id: int):
+    product = catalog.staff_product(session, product_id)
     if product is None:
         abort(404)
     return product
 
 
-def _variant_or_404(db, product_id: int, variant_id: int):
-    variant = catalog.staff_variant(db, variant_id)
+def _variant_or_404(session, product_id: int, variant_id: int):
+    variant = catalog.staff_variant(session, variant_id)
     if variant is None or variant.product_id != product_id:
         abort(404)
     return variant
 
 
-def _product_form(db, formdata=None, obj=None) -> ProductForm:
+def _product_form(session, formdata=None, obj=None) -> ProductForm:
     form = ProductForm(formdata, obj=obj)
-    form.category_id.choices = [SelectChoice(c.id, c.name) for c in catalog.list_categories(db)]
+    form.category_id.choices = [SelectChoice(c.id, c.name) for c in catalog.list_categories(session)]
     return form
 
 
-def _slug_free(db, form: ProductForm, product_id: int | None = None) -> str | None:
+def _slug_free(session, form: ProductForm, product_id: int | None = None) -> str | None:
     """The product's slug (typed, or made from the name) if it is usable and free; else a field error."""
     slug = form.slug.data or catalog.make_slug(form.name.data or "")
     if not slug:
         form.slug.errors.append(f"Give the product a slug: {catalog.SLUG_HINT}.")
         return None
-    if catalog.slug_taken(db, slug, product_id):
+    if catalog.slug_taken(session, slug, product_id):
         form.slug.errors.append(f"Another product already uses the slug {slug!r}.")
         return None
     return slug
 
 
-def _sku_free(db, form: VariantForm, variant_id: int | None = None) -> bool:
-    if catalog.sku_taken(db, form.sku.data, variant_id):
+def _sku_free(session, form: VariantForm, variant_id: int | None = None) -> bool:
+    if catalog.sku_taken(session, form.sku.data, variant_id):
         form.sku.errors.append(f"The SKU {form.sku.data} is already in use.")
         return False
     return True
@@ -237,37 +237,37 @@ def product_list():
 @bp.get("/products/new")
 def product_new():
     """The new-product form: the product and its first variant."""
-    db = get_session()
+    session = get_session()
     return render_template(
-        "admin/products/new.html", form=_product_form(db), variant_form=NewVariantForm(prefix="variant")
+        "admin/products/new.html", form=_product_form(session), variant_form=NewVariantForm(prefix="variant")
     )
 
 
 @bp.post("/products/new")
 def product_create():
     """Create a product with its first variant, whose stock is booked as received."""
-    db = get_session()
-    form = _product_form(db, request.form)
+    session = get_session()
+    form = _product_form(session, request.form)
     variant_form = NewVariantForm(request.form, prefix="variant")
     valid = form.validate() & variant_form.validate()  # both, so every message shows at once
-    slug = _slug_free(db, form) if valid else None
-    if not (slug and _sku_free(db, variant_form)):
+    slug = _slug_free(session, form) if valid else None
+    if not (slug and _sku_free(session, variant_form)):
         return render_template("admin/products/new.html", form=form, variant_form=variant_form), 422
-    product, created = catalog.create_product(db, _product_values(form, slug))
+    product, created = catalog.create_product(session, _product_values(form, slug))
     added = catalog.add_variant(
-        db, product, _variant_values(variant_form), variant_form.on_hand.data, current_user.id
+        session, product, _variant_values(variant_form), variant_form.on_hand.data, current_user.id
     )
-    log_changes(db, created, added)
-    db.commit()
+    log_changes(session, created, added)
+    session.commit()
     flash(f"Created {product.name}.", "success")
     return see_other("admin.product_edit", product_id=product.id)
 
 
-def _edit_page(db, product, status: int = 200, form=None, new_variant=None, image_form=None):
+def _edit_page(session, product, status: int = 200, form=None, new_variant=None, image_form=None):
     return render_template(
         "admin/products/edit.html",
         product=product,
-        form=form or _product_form(db, obj=product),
+        form=form or _product_form(session, obj=product),
         new_variant=new_variant or NewVariantForm(prefix="new"),
         image_form=image_form or ImageForm(prefix="image"),
         max_image_kb=current_app.config["MAX_IMAGE_BYTES"] // 1024,
@@ -277,30 +277,30 @@ def _edit_page(db, product, status: int = 200, form=None, new_variant=None, imag
 @bp.get("/products/<int:product_id>")
 def product_edit(product_id: int):
     """A product's details, variants and images, each editable."""
-    db = get_session()
-    return _edit_page(db, _product_or_404(db, product_id))
+    session = get_session()
+    return _edit_page(session, _product_or_404(session, product_id))
 
 
 @bp.post("/products/<int:product_id>")
 def product_update(product_id: int):
     """Save a product's name, slug, category, description and featured flag."""
-    db = get_session()
-    product = _product_or_404(db, product_id)
-    form = _product_form(db, request.form)
-    slug = _slug_free(db, form, product.id) if form.validate() else None
+    session = get_session()
+    product = _product_or_404(session, product_id)
+    form = _product_form(session, request.form)
+    slug = _slug_free(session, form, product.id) if form.validate() else None
     if not slug:
-        return _edit_page(db, product, 422, form=form)
-    log_changes(db, catalog.update_product(db, product, _product_values(form, slug)))
-    db.commit()
+        return _edit_page(session, product, 422, form=form)
+    log_changes(session, catalog.update_product(session, product, _product_values(form, slug)))
+    session.commit()
     flash("Saved.", "success")
     return see_other("admin.product_edit", product_id=product.id)
 
 
 def _set_active(product_id: int, active: bool):
-    db = get_session()
-    product = _product_or_404(db, product_id)
-    log_changes(db, catalog.set_product_active(db, product, active))
-    db.commit()
+    session = get_session()
+    product = _product_or_404(session, product_id)
+    log_changes(session, catalog.set_product_active(session, product, active))
+    session.commit()
     if is_htmx():
         return render_template("admin/products/_row.html", product=product)
     flash(f"{product.name} is {'back in the shop' if active else 'archived'}.", "success")
@@ -327,17 +327,18 @@ def product_unarchive(product_id: int):
 @bp.post("/products/<int:product_id>/variants")
 def variant_create(product_id: int):
     """Add a variant; its initial stock goes into the ledger as received."""
-    db = get_session()
-    product = _product_or_404(db, product_id)
+    session = get_session()
+    product = _product_or_404(session, product_id)
     form = NewVariantForm(request.form, prefix="new")
-    if not (form.validate() and _sku_free(db, form)):
+    if not (form.validate() and _sku_free(session, form)):
         if is_htmx():
             return render_template("admin/products/_variants.html", product=product, new_variant=form), 422
-        return _edit_page(db, product, 422, new_variant=form)
+        return _edit_page(session, product, 422, new_variant=form)
     log_changes(
-        db, catalog.add_variant(db, product, _variant_values(form), form.on_hand.data, current_user.id)
+        session,
+        catalog.add_variant(session, product, _variant_values(form), form.on_hand.data, current_user.id),
     )
-    db.commit()
+    session.commit()
     if is_htmx():
         return render_template(
             "admin/products/_variants.html", product=product, new_variant=NewVariantForm(prefix="new")
@@ -367,14 +368,14 @@ def variant_edit(product_id: int, variant_id: int):
 @bp.post("/products/<int:product_id>/variants/<int:variant_id>")
 def variant_update(product_id: int, variant_id: int):
     """Save a variant's SKU, name, price and per-customer limit; the price change is audited."""
-    db = get_session()
-    variant = _variant_or_404(db, product_id, variant_id)
+    session = get_session()
+    variant = _variant_or_404(session, product_id, variant_id)
     form = VariantForm(request.form, prefix=f"v{variant.id}")
-    if not (form.validate() and _sku_free(db, form, variant.id)):
+    if not (form.validate() and _sku_free(session, form, variant.id)):
         template = "admin/products/_variant_form.html" if is_htmx() else "admin/products/variant_edit.html"
         return render_template(template, variant=variant, form=form), 422
-    log_changes(db, catalog.update_variant(db, variant, _variant_values(form)))
-    db.commit()
+    log_changes(session, catalog.update_variant(session, variant, _variant_values(form)))
+    session.commit()
     if is_htmx():
         return render_template("admin/products/_variant.html", variant=variant, saved=True)
     flash(f"Saved {variant.sku}.", "success")
@@ -394,8 +395,8 @@ def image_upload_cap(endpoint, _values):
 @bp.post("/products/<int:product_id>/images")
 def image_upload(product_id: int):
     """Store a PNG, JPEG or WebP (checked by its bytes and size) under a random name, and attach it."""
-    db = get_session()
-    product = _product_or_404(db, product_id)
+    session = get_session()
+    product = _product_or_404(session, product_id)
     form = ImageForm(CombinedMultiDict((request.files, request.form)), prefix="image")
     limit = current_app.config["MAX_IMAGE_BYTES"]
     upload = form.file.data
@@ -412,13 +413,15 @@ def image_upload(product_id: int):
             except ValueError as error:
                 form.file.errors.append(str(error))
     if image is None:
-        return _edit_page(db, product, 422, image_form=form)
+        return _edit_page(session, product, 422, image_form=form)
     data, extension, width, height = image
     media = current_app.config["MEDIA_FOLDER"]
     path = catalog.store_upload(media, data, extension)
     try:
-        log_changes(db, catalog.add_image(db, product, path, width, height, form.alt.data or product.name))
-        db.commit()
+        log_changes(
+            session, catalog.add_image(session, product, path, width, height, form.alt.data or product.name)
+        )
+        session.commit()
     except Exception:
         catalog.discard_upload(media, path)  # the row never existed, so neither should the file
         raise
@@ -429,14 +432,14 @@ def image_upload(product_id: int):
 @bp.post("/products/<int:product_id>/images/<int:image_id>/delete")
 def image_delete(product_id: int, image_id: int):
     """Remove an image from a product, and its uploaded file once the change is committed."""
-    db = get_session()
-    product = _product_or_404(db, product_id)
+    session = get_session()
+    product = _product_or_404(session, product_id)
     image = next((image for image in product.images if image.id == image_id), None)
     if image is None:
         abort(404)
     path = image.path
-    log_changes(db, catalog.remove_image(db, image))
-    db.commit()
+    log_changes(session, catalog.remove_image(session, image))
+    session.commit()
     catalog.discard_upload(current_app.config["MEDIA_FOLDER"], path)
     flash("Image removed.", "success")
     return redirect(url_for("admin.product_edit", product_id=product.id, _anchor="images"), 303)
@@ -485,12 +488,12 @@ def product_import():
         errors, rows = [catalog.LineError(0, "Choose a CSV file first.")], []
     else:
         rows, errors = catalog.parse_product_csv(upload.read())
-    db = get_session()
+    session = get_session()
     changes = []
     if not errors:
-        changes, errors = catalog.import_products(db, rows, current_user.id, apply=apply)
+        changes, errors = catalog.import_products(session, rows, current_user.id, apply=apply)
     if errors or not apply:
-        db.rollback()
+        session.rollback()
         context = _import_context(errors, changes, checked=True)
         return render(
             "admin/products/import.html",
@@ -498,8 +501,8 @@ def product_import():
             status=422 if errors else 200,
             **context,
         )
-    log_changes(db, *changes)
-    db.commit()
+    log_changes(session, *changes)
+    session.commit()
     if is_htmx():
         return render_template(
             "admin/products/_import_result.html", **_import_context((), changes, True, True)
@@ -516,8 +519,8 @@ def _categories_page(form: CategoryForm, status: int = 200):
     return render_template("admin/products/categories.html", rows=rows, form=form), status
 
 
-def _category_or_404(db, category_id: int) -> tuple[Category, int]:
-    found = catalog.categories_with_counts(db, only=category_id)
+def _category_or_404(session, category_id: int) -> tuple[Category, int]:
+    found = catalog.categories_with_counts(session, only=category_id)
     if not found:
         abort(404)
     return found[0]
@@ -532,18 +535,20 @@ def category_list():
 @bp.post("/categories")
 def category_create():
     """Add a category at the end of the menu."""
-    db = get_session()
+    session = get_session()
     form = CategoryForm(request.form)
     if form.validate():
         slug = form.slug.data or catalog.make_slug(form.name.data)
         if not slug:
             form.slug.errors.append(f"Give the category a slug: {catalog.SLUG_HINT}.")
-        elif catalog.category_slug_taken(db, slug):
+        elif catalog.category_slug_taken(session, slug):
             form.slug.errors.append(f"Another category already uses the slug {slug!r}.")
         else:
-            category, change = catalog.create_category(db, form.name.data, slug, form.description.data or "")
-            log_changes(db, change)
-            db.commit()
+            category, change = catalog.create_category(
+                session, form.name.data, slug, form.description.data or ""
+            )
+            log_changes(session, change)
+            session.commit()
             flash(f"Added the category {category.name}.", "success")
             return see_other("admin.category_list")
     return _categories_page(form, 422)
@@ -570,14 +575,14 @@ def category_edit(category_id: int):
 @bp.post("/categories/<int:category_id>")
 def category_rename(category_id: int):
     """Rename a category; its slug and so its shop URL stay the same."""
-    db = get_session()
-    category, count = _category_or_404(db, category_id)
+    session = get_session()
+    category, count = _category_or_404(session, category_id)
     form = RenameForm(request.form, prefix=f"c{category.id}")
     if not form.validate():
         template = "admin/products/_category_form.html" if is_htmx() else "admin/products/category_edit.html"
         return render_template(template, category=category, count=count, form=form), 422
-    log_changes(db, catalog.rename_category(db, category, form.name.data))
-    db.commit()
+    log_changes(session, catalog.rename_category(session, category, form.name.data))
+    session.commit()
     if is_htmx():
         return render_template("admin/products/_category_row.html", category=category, count=count)
     flash("Category renamed.", "success")

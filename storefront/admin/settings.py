@@ -147,13 +147,15 @@ class TaxForm(Form):
 # --- reading and checking (the shop's settings live with checkout; these only serve this page) ----------
 
 
-def _shipping_methods(db) -> list[ShippingMethod]:
+def _shipping_methods(session) -> list[ShippingMethod]:
     """Every shipping method, switched off ones too, in the order checkout lists them."""
-    return list(db.scalars(select(ShippingMethod).order_by(ShippingMethod.position, ShippingMethod.price)))
+    return list(
+        session.scalars(select(ShippingMethod).order_by(ShippingMethod.position, ShippingMethod.price))
+    )
 
 
-def _tax_rates(db) -> list[TaxRate]:
-    return list(db.scalars(select(TaxRate).order_by(TaxRate.country, TaxRate.region)))
+def _tax_rates(session) -> list[TaxRate]:
+    return list(session.scalars(select(TaxRate).order_by(TaxRate.country, TaxRate.region)))
 
 
 def _shipping_values(method: ShippingMethod) -> dict:
@@ -179,30 +181,30 @@ def _tax_values(rate: TaxRate) -> dict:
     }
 
 
-def _shipping_free(db, form: ShippingForm, method_id: int | None = None) -> bool:
+def _shipping_free(session, form: ShippingForm, method_id: int | None = None) -> bool:
     """Whether the typed code (when new) and name are unused by any other method; else a field error."""
     others = (
         select(ShippingMethod).where(ShippingMethod.id != method_id) if method_id else select(ShippingMethod)
     )
     free = True
     code = getattr(form, "code", None)
-    if code is not None and db.scalar(others.where(ShippingMethod.code == code.data)) is not None:
+    if code is not None and session.scalar(others.where(ShippingMethod.code == code.data)) is not None:
         code.errors.append(f"Another shipping method uses the code “{code.data}”.")
         free = False
-    if db.scalar(others.where(func.lower(ShippingMethod.name) == form.name.data.lower())) is not None:
+    if session.scalar(others.where(func.lower(ShippingMethod.name) == form.name.data.lower())) is not None:
         form.name.errors.append(f"Another shipping method is called “{form.name.data}”.")
         free = False
     return free
 
 
-def _tax_free(db, form: TaxForm, rate_id: int | None = None) -> bool:
+def _tax_free(session, form: TaxForm, rate_id: int | None = None) -> bool:
     """Whether no other rate covers the same country and region (checkout applies one per place)."""
     stmt = select(TaxRate).where(
         TaxRate.country == form.country.data, TaxRate.region == (form.region.data or "")
     )
     if rate_id:
         stmt = stmt.where(TaxRate.id != rate_id)
-    other = db.scalar(stmt)
+    other = session.scalar(stmt)
     if other is None:
         return True
     where = form.country.data + (f" / {form.region.data}" if form.region.data else " (the whole country)")
@@ -211,23 +213,23 @@ def _tax_free(db, form: TaxForm, rate_id: int | None = None) -> bool:
     return False
 
 
-def _shipping_or_404(db, method_id: int) -> ShippingMethod:
-    method = db.get(ShippingMethod, method_id)
+def _shipping_or_404(session, method_id: int) -> ShippingMethod:
+    method = session.get(ShippingMethod, method_id)
     if method is None:
         abort(404)
     return method
 
 
-def _tax_or_404(db, rate_id: int) -> TaxRate:
-    rate = db.get(TaxRate, rate_id)
+def _tax_or_404(session, rate_id: int) -> TaxRate:
+    rate = session.get(TaxRate, rate_id)
     if rate is None:
         abort(404)
     return rate
 
 
-def _audit(db, action: str, entity: str, entity_id: int, before: dict, after: dict) -> None:
+def _audit(session, action: str, entity: str, entity_id: int, before: dict, after: dict) -> None:
     audit.record(
-        db, current_user._get_current_object(), action, entity, entity_id, before, after, ip=client_ip()
+        session, current_user._get_current_object(), action, entity, entity_id, before, after, ip=client_ip()
     )
 
 
@@ -238,29 +240,31 @@ def _audit(db, action: str, entity: str, entity_id: int, before: dict, after: di
 @admin_only
 def settings_page():
     """Shipping methods and tax rates, those switched off too, with their edit and on/off buttons."""
-    db = get_session()
-    return render_template("admin/settings/list.html", methods=_shipping_methods(db), rates=_tax_rates(db))
+    session = get_session()
+    return render_template(
+        "admin/settings/list.html", methods=_shipping_methods(session), rates=_tax_rates(session)
+    )
 
 
 def _switch(thing, entity: str, active: bool, row_template: str, label: str):
     """Switch a shipping method or tax rate on or off; HTMX gets its row back, a plain form a 303."""
-    db = get_session()
+    session = get_session()
     if thing.is_active == active:
         message = f"{label} is already {'on' if active else 'off'}."
         if is_htmx():
             return render_template(row_template, item=thing, message=message, error=True), 409
-        db.rollback()
+        session.rollback()
         return render_template(
             "admin/settings/list.html",
-            methods=_shipping_methods(db),
-            rates=_tax_rates(db),
+            methods=_shipping_methods(session),
+            rates=_tax_rates(session),
             message=message,
             error=True,
         ), 409
     thing.is_active = active
     action = f"{'shipping' if entity == 'shipping_method' else 'tax'}.{'enable' if active else 'disable'}"
-    _audit(db, action, entity, thing.id, {"is_active": not active}, {"is_active": active})
-    db.commit()
+    _audit(session, action, entity, thing.id, {"is_active": not active}, {"is_active": active})
+    session.commit()
     message = f"{label} is {'on: checkout offers it' if active else 'off: checkout no longer offers it'}."
     if is_htmx():
         return render_template(row_template, item=thing, message=message)
@@ -282,9 +286,9 @@ def shipping_new():
 @admin_only
 def shipping_create():
     """Add a shipping method; checkout offers it at once where it ships."""
-    db = get_session()
+    session = get_session()
     form = NewShippingForm(request.form)
-    if not (form.validate() and _shipping_free(db, form)):
+    if not (form.validate() and _shipping_free(session, form)):
         return render_template("admin/settings/shipping_form.html", form=form, method=None), 422
     method = ShippingMethod(
         code=form.code.data,
@@ -296,10 +300,10 @@ def shipping_create():
         position=form.position.data,
         is_active=True,
     )
-    db.add(method)
-    db.flush()
-    _audit(db, "shipping.create", "shipping_method", method.id, {}, _shipping_values(method))
-    db.commit()
+    session.add(method)
+    session.flush()
+    _audit(session, "shipping.create", "shipping_method", method.id, {}, _shipping_values(method))
+    session.commit()
     flash(f"Added the shipping method {method.name}.", "success")
     return redirect(url_for(".settings_page"), 303)
 
@@ -316,26 +320,32 @@ def shipping_edit(method_id: int):
 @admin_only
 def shipping_update(method_id: int):
     """Save a shipping method's name, description, price, free-over amount, countries and position."""
-    db = get_session()
-    method = _shipping_or_404(db, method_id)
+    session = get_session()
+    method = _shipping_or_404(session, method_id)
     form = ShippingForm(request.form)
-    if not (form.validate() and _shipping_free(db, form, method.id)):
+    if not (form.validate() and _shipping_free(session, form, method.id)):
         return render_template("admin/settings/shipping_form.html", form=form, method=method), 422
     before = _shipping_values(method)
     method.name, method.description = form.name.data, form.description.data or ""
     method.price, method.free_over = form.price.data, form.free_over.data
     method.countries, method.position = form.countries.data, form.position.data
     return _saved(
-        db, "shipping.update", "shipping_method", method.id, before, _shipping_values(method), method.name
+        session,
+        "shipping.update",
+        "shipping_method",
+        method.id,
+        before,
+        _shipping_values(method),
+        method.name,
     )
 
 
-def _saved(db, action: str, kind: str, target_id: int, before: dict, after: dict, name: str):
+def _saved(session, action: str, kind: str, target_id: int, before: dict, after: dict, name: str):
     """Audit and commit what an edit form changed (only the fields that differ), then back to the list."""
     changed_before, changed_after = audit.changes(before, after)
     if changed_after:
-        _audit(db, action, kind, target_id, changed_before, changed_after)
-        db.commit()
+        _audit(session, action, kind, target_id, changed_before, changed_after)
+        session.commit()
         flash(f"Saved {name}.", "success")
     else:
         flash("Nothing changed.", "warning")
@@ -372,9 +382,9 @@ def tax_new():
 @admin_only
 def tax_create():
     """Add a tax rate for a country, or for one region of it; checkout applies it at once."""
-    db = get_session()
+    session = get_session()
     form = TaxForm(request.form)
-    if not (form.validate() and _tax_free(db, form)):
+    if not (form.validate() and _tax_free(session, form)):
         return render_template("admin/settings/tax_form.html", form=form, rate=None), 422
     rate = TaxRate(
         country=form.country.data,
@@ -383,10 +393,10 @@ def tax_create():
         rate=form.rate.data / 100,
         is_active=True,
     )
-    db.add(rate)
-    db.flush()
-    _audit(db, "tax.create", "tax_rate", rate.id, {}, _tax_values(rate))
-    db.commit()
+    session.add(rate)
+    session.flush()
+    _audit(session, "tax.create", "tax_rate", rate.id, {}, _tax_values(rate))
+    session.commit()
     flash(f"Added the tax rate {rate.name}.", "success")
     return redirect(url_for(".settings_page"), 303)
 
@@ -404,15 +414,15 @@ def tax_edit(rate_id: int):
 @admin_only
 def tax_update(rate_id: int):
     """Save a tax rate's place, name and percentage."""
-    db = get_session()
-    rate = _tax_or_404(db, rate_id)
+    session = get_session()
+    rate = _tax_or_404(session, rate_id)
     form = TaxForm(request.form)
-    if not (form.validate() and _tax_free(db, form, rate.id)):
+    if not (form.validate() and _tax_free(session, form, rate.id)):
         return render_template("admin/settings/tax_form.html", form=form, rate=rate), 422
     before = _tax_values(rate)
     rate.country, rate.region, rate.name = form.country.data, form.region.data or "", form.name.data
     rate.rate = form.rate.data / 100
-    return _saved(db, "tax.update", "tax_rate", rate.id, before, _tax_values(rate), rate.name)
+    return _saved(session, "tax.update", "tax_rate", rate.id, before, _tax_values(rate), rate.name)
 
 
 @bp.post("/settings/tax/<int:rate_id>/disable")

@@ -66,9 +66,9 @@ def _context(**extra) -> dict:
 def _answer(message: str, status: int = 200):
     """After a change: plain forms get a 303 back to the list with a flash, HTMX the fresh member table.
     A refusal changed nothing (rolled back) and answers with the message and a 4xx."""
-    db = get_session()
+    session = get_session()
     if status >= 400:
-        db.rollback()
+        session.rollback()
         return render(
             "admin/staff/list.html",
             "admin/staff/_members.html",
@@ -93,7 +93,7 @@ def staff_list():
 def staff_invite():
     """Create a staff account (or promote a shopper's); a new one gets a link to choose its password."""
     form = InviteForm()
-    db = get_session()
+    session = get_session()
     existing = None
     if form.validate():
         try:
@@ -101,19 +101,19 @@ def staff_invite():
         except accounts.AccountError as error:
             form.email.errors.append(str(error))
         else:
-            existing = accounts.find_user(db, address)
+            existing = accounts.find_user(session, address)
             if existing is not None and existing.is_staff:
                 form.email.errors.append(f"{address} is {existing.role} already; change the role below.")
     if form.errors:
         return render_template("admin/staff/list.html", **_context(invite_form=form)), 422
     before = {"role": existing.role} if existing else {}
-    user, created = accounts.make_staff(db, address, form.role.data)
+    user, created = accounts.make_staff(session, address, form.role.data)
     if created:
         action, after = "staff.invite", {"email": user.email, "role": user.role}
     else:
         action, after = "staff.role", {"role": user.role}
-    audit.record(db, _staff(), action, "user", user.id, before, after, ip=client_ip())
-    db.commit()
+    audit.record(session, _staff(), action, "user", user.id, before, after, ip=client_ip())
+    session.commit()
     if created:
         queues.enqueue(emails.send_password_reset, user.id, retry=queues.EMAIL_RETRY)
         message = (
@@ -185,14 +185,14 @@ def staff_enable(user_id: int):
 def staff_reset_two_factor(user_id: int):
     """Clear a member's authenticator and recovery codes (a lost phone): they must enrol again."""
     user = _member(user_id)
-    db = get_session()
-    codes_left = accounts.recovery_codes_left(db, user)
+    session = get_session()
+    codes_left = accounts.recovery_codes_left(session, user)
     try:
-        accounts.reset_second_factor(db, _staff(), user)
+        accounts.reset_second_factor(session, _staff(), user)
     except accounts.StaffRefused as refused:
         return _answer(str(refused), 409)
     audit.record(
-        db,
+        session,
         _staff(),
         "staff.two_factor_reset",
         "user",
@@ -201,7 +201,7 @@ def staff_reset_two_factor(user_id: int):
         {"two_factor": False, "recovery_codes_left": 0},
         ip=client_ip(),
     )
-    db.commit()
+    session.commit()
     return _answer(
         f"Two-step sign-in of {user.email} is reset; they are signed out and must set it up again."
     )

@@ -55,16 +55,16 @@ def low_stock():
     )
 
 
-def _variant_or_404(db, variant_id: int):
-    variant = catalog.staff_variant(db, variant_id)
+def _variant_or_404(session, variant_id: int):
+    variant = catalog.staff_variant(session, variant_id)
     if variant is None:
         abort(404)
     return variant
 
 
-def _stock_page(db, variant, form: AdjustForm, status: int = 200, message: str = ""):
+def _stock_page(session, variant, form: AdjustForm, status: int = 200, message: str = ""):
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
-    ledger, has_next = catalog.stock_ledger(db, variant.id, page)
+    ledger, has_next = catalog.stock_ledger(session, variant.id, page)
     return render(
         "admin/stock/variant.html",
         "admin/stock/_panel.html",
@@ -82,30 +82,30 @@ def _stock_page(db, variant, form: AdjustForm, status: int = 200, message: str =
 @bp.get("/stock/<int:variant_id>")
 def stock_detail(variant_id: int):
     """A variant's stock figures, its ledger newest first, and the adjust form."""
-    db = get_session()
-    return _stock_page(db, _variant_or_404(db, variant_id), AdjustForm())
+    session = get_session()
+    return _stock_page(session, _variant_or_404(session, variant_id), AdjustForm())
 
 
 @bp.post("/stock/<int:variant_id>")
 def stock_adjust(variant_id: int):
     """Adjust on_hand with a reason in one guarded UPDATE; refused, with the reason, below what is reserved."""
-    db = get_session()
-    variant = _variant_or_404(db, variant_id)
+    session = get_session()
+    variant = _variant_or_404(session, variant_id)
     form = AdjustForm(request.form)
     if form.validate():
         try:
             movement, change = catalog.adjust_stock(
-                db, variant, form.reason.data, form.quantity.data, form.note.data or "", current_user.id
+                session, variant, form.reason.data, form.quantity.data, form.note.data or "", current_user.id
             )
         except catalog.StockRefused as refused:
-            db.rollback()
+            session.rollback()
             form.quantity.errors.append(str(refused))
         else:
-            log_changes(db, change)
-            db.commit()
+            log_changes(session, change)
+            session.commit()
             message = f"{variant.sku}: on hand {movement.on_hand_after - movement.delta} → {movement.on_hand_after}."
             if is_htmx():
-                return _stock_page(db, variant, AdjustForm(), message=message)
+                return _stock_page(session, variant, AdjustForm(), message=message)
             flash(message, "success")
             return redirect(url_for("admin.stock_detail", variant_id=variant.id), 303)
-    return _stock_page(db, variant, form, 422)
+    return _stock_page(session, variant, form, 422)

@@ -1,6 +1,7 @@
 """Staff second factor: enrol an authenticator app (QR code) and receive single-use recovery codes."""
 
-from flask import flash, render_template, session
+from flask import flash, render_template
+from flask import session as flask_session
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField
@@ -23,9 +24,9 @@ class EnableForm(FlaskForm):
 
 def _pending_secret() -> str:
     """The secret being enrolled lives in the signed session until a code proves the app has it."""
-    if not session.get("totp_enrolment"):
-        session["totp_enrolment"] = accounts.new_totp_secret()
-    return session["totp_enrolment"]
+    if not flask_session.get("totp_enrolment"):
+        flask_session["totp_enrolment"] = accounts.new_totp_secret()
+    return flask_session["totp_enrolment"]
 
 
 @bp.get("/security/two-factor")
@@ -61,14 +62,14 @@ def two_factor_enable():
             enabled=current_user.totp_enabled_at is not None,
             codes_left=0,
         ), 422
-    db = get_session()
+    session = get_session()
     user = current_user._get_current_object()
     # The code that proved the enrolment is spent, like any other: it cannot sign in again.
     redis_client().set(f"totp:used:{user.id}:{step}", 1, ex=120)
-    codes = accounts.enable_totp(db, user, secret)
-    audit.record(db, user, "staff.two_factor_enabled", "user", user.id, ip=client_ip())
-    db.commit()
-    session.pop("totp_enrolment", None)
-    session["second_factor"] = user.session_token
+    codes = accounts.enable_totp(session, user, secret)
+    audit.record(session, user, "staff.two_factor_enabled", "user", user.id, ip=client_ip())
+    session.commit()
+    flask_session.pop("totp_enrolment", None)
+    flask_session["second_factor"] = user.session_token
     flash("Two-step sign-in is on. Keep these recovery codes somewhere safe: each works once.", "success")
     return render_template("admin/recovery_codes.html", codes=codes)

@@ -11,8 +11,10 @@ from flask import (
     make_response,
     redirect,
     render_template,
-    session,
     url_for,
+)
+from flask import (
+    session as flask_session,
 )
 from flask_login import current_user, user_logged_in
 from flask_wtf import FlaskForm
@@ -81,31 +83,31 @@ def first_error(form) -> str:
 
 def current_cart():
     """The signed-in shopper's cart, or the anonymous one named in the signed session cookie."""
-    db = get_session()
+    session = get_session()
     if current_user.is_authenticated:
-        return carts.get_cart(db, user_id=current_user.id)
-    return carts.get_cart(db, cart_id=session.get("cart_id"))
+        return carts.get_cart(session, user_id=current_user.id)
+    return carts.get_cart(session, cart_id=flask_session.get("cart_id"))
 
 
 def remember_count(cart) -> int:
     """Keep the badge's count in the session, so ordinary pages need no cart query."""
     number = carts.count(get_session(), cart)
-    session["cart_count"] = number
+    flask_session["cart_count"] = number
     return number
 
 
 @user_logged_in.connect
 def merge_anonymous_cart(app, user, **_extra):
     """At login, fold the anonymous cart into the account's, capped by what is available."""
-    db = get_session()
-    anonymous = carts.get_cart(db, cart_id=session.pop("cart_id", None))
-    cart = carts.get_cart(db, user_id=user.id)
+    session = get_session()
+    anonymous = carts.get_cart(session, cart_id=flask_session.pop("cart_id", None))
+    cart = carts.get_cart(session, user_id=user.id)
     if anonymous is not None and anonymous.lines:
-        cart = cart or carts.create_cart(db, user_id=user.id)
-        for note in carts.merge(db, anonymous, cart, app.config["CART_MAX_LINE_QUANTITY"]):
+        cart = cart or carts.create_cart(session, user_id=user.id)
+        for note in carts.merge(session, anonymous, cart, app.config["CART_MAX_LINE_QUANTITY"]):
             flash(note, "warning")
     elif anonymous is not None:
-        db.delete(anonymous)
+        session.delete(anonymous)
     remember_count(cart)
 
 
@@ -128,7 +130,7 @@ def detail():
     """The cart page."""
     cart = current_cart()
     cart_view = carts.view(get_session(), cart, max_per_line())
-    session["cart_count"] = cart_view.count
+    flask_session["cart_count"] = cart_view.count
     return render_template("cart/detail.html", cart=cart_view)
 
 
@@ -149,25 +151,25 @@ def add():
     error = None if form.validate() else first_error(form)
     if error is None:
         signed_in = current_user.is_authenticated  # loads a signed-in shopper first
-        db = autocommit_session()  # on PostgreSQL adding is one statement: no BEGIN and COMMIT needed
+        session = autocommit_session()  # on PostgreSQL adding is one statement: no BEGIN and COMMIT needed
         try:
             added = carts.add_item(
-                db,
+                session,
                 form.variant_id.data,
                 form.quantity.data,
                 max_per_line(),
                 user_id=current_user.id if signed_in else None,
-                cart_id=None if signed_in else session.get("cart_id"),
+                cart_id=None if signed_in else flask_session.get("cart_id"),
             )
-            db.commit()
+            session.commit()
         except carts.CartError as refused:
-            db.rollback()
+            session.rollback()
             error = str(refused)
     if error is not None:
         return _add_refused(form, error)
-    if not signed_in and session.get("cart_id") != added.cart_id:
-        session["cart_id"] = added.cart_id
-    count = session["cart_count"] = added.count
+    if not signed_in and flask_session.get("cart_id") != added.cart_id:
+        flask_session["cart_id"] = added.cart_id
+    count = flask_session["cart_count"] = added.count
     message = f"Added to your cart ({count} item{'s' if count != 1 else ''})."
     if is_htmx():
         return htmx_update("cart/_added.html", 200, message, cart_count=count)
@@ -177,7 +179,7 @@ def add():
 
 def _add_refused(form, error: str):
     if is_htmx():
-        return htmx_update("cart/_added.html", 422, error, cart_count=session.get("cart_count", 0))
+        return htmx_update("cart/_added.html", 422, error, cart_count=flask_session.get("cart_count", 0))
     product = None
     if form.variant_id.data:
         now = datetime.now(UTC)
@@ -190,19 +192,19 @@ def _add_refused(form, error: str):
 @bp.post("/lines/<int:line_id>")
 def update(line_id: int):
     """Change a line's quantity."""
-    db = get_session()
+    session = get_session()
     cart = current_cart()
-    line = carts.get_line(db, cart, line_id) if cart else None
+    line = carts.get_line(session, cart, line_id) if cart else None
     if line is None:
         abort(404)
     form = QuantityForm()
     error = None if form.validate() else first_error(form)
     if error is None:
         try:
-            carts.set_quantity(db, cart, line, form.quantity.data, max_per_line())
-            db.commit()
+            carts.set_quantity(session, cart, line, form.quantity.data, max_per_line())
+            session.commit()
         except carts.CartError as refused:
-            db.rollback()
+            session.rollback()
             error = str(refused)
     return _line_response(cart, line_id, error, "Quantity updated.")
 
@@ -210,21 +212,21 @@ def update(line_id: int):
 @bp.post("/lines/<int:line_id>/remove")
 def remove(line_id: int):
     """Remove a line from the cart."""
-    db = get_session()
+    session = get_session()
     cart = current_cart()
-    line = carts.get_line(db, cart, line_id) if cart else None
+    line = carts.get_line(session, cart, line_id) if cart else None
     if line is None:
         abort(404)
     name = f"{line.variant.product.name} ({line.variant.name})"
-    carts.remove_line(db, cart, line)
-    db.commit()
+    carts.remove_line(session, cart, line)
+    session.commit()
     return _line_response(cart, line_id, None, f"Removed {name}.")
 
 
 def _line_response(cart, line_id: int, error: str | None, success: str):
-    db = get_session()
-    cart_view = carts.view(db, cart, max_per_line())
-    session["cart_count"] = cart_view.count
+    session = get_session()
+    cart_view = carts.view(session, cart, max_per_line())
+    flask_session["cart_count"] = cart_view.count
     line_view = next((v for v in cart_view.lines if v.line.id == line_id), None)
     if is_htmx():
         return htmx_update(

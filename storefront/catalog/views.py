@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, abort, current_app, render_template, request, session, url_for
+from flask import Blueprint, Flask, abort, current_app, render_template, request, url_for
+from flask import session as flask_session
 from flask_login import current_user
 from wtforms import BooleanField, DecimalField, Form, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
@@ -224,7 +225,7 @@ def _badge(count: int) -> str:
 
 
 def _product_shell(found: catalog.ProductPage) -> str:
-    token, count = csrf_token(), session.get("cart_count", 0)
+    token, count = csrf_token(), flask_session.get("cart_count", 0)
     html = render_template("catalog/product.html", product=found, cart_count=count)
     badge = _badge(count)
     if html.count(badge) != 1:  # a template change put the badge elsewhere: never serve a wrong one
@@ -238,13 +239,15 @@ def product(slug: str):
     found = cached_product(slug)
     if found is None:
         abort(404)
-    if "_flashes" in session or cache_seconds() <= 0:  # a message shown once is this shopper's alone
+    if "_flashes" in flask_session or cache_seconds() <= 0:  # a message shown once is this shopper's alone
         return render_template("catalog/product.html", product=found)
     deadline = found.valid_until.timestamp() if found.valid_until else None
     shell = catalog_cache().pages.get(
         (slug, current_user.is_authenticated), cache_seconds(), lambda _now: (_product_shell(found), deadline)
     )
-    return shell.replace(CSRF_HOLE, csrf_token()).replace(BADGE_HOLE, _badge(session.get("cart_count", 0)))
+    return shell.replace(CSRF_HOLE, csrf_token()).replace(
+        BADGE_HOLE, _badge(flask_session.get("cart_count", 0))
+    )
 
 
 @bp.get("/products/<slug>/stock")

@@ -4,7 +4,8 @@ import uuid
 from datetime import timedelta
 
 import redis
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import session as flask_session
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import ServiceUnavailable
@@ -66,7 +67,7 @@ def _cart() -> carts.CheckoutCart:
     """The signed-in shopper's cart, or the anonymous one the session names."""
     if current_user.is_authenticated:
         return carts.for_checkout(get_session(), user_id=current_user.id)
-    return carts.for_checkout(get_session(), cart_id=session.get("cart_id"))
+    return carts.for_checkout(get_session(), cart_id=flask_session.get("cart_id"))
 
 
 def _form(formdata=None) -> CheckoutForm:
@@ -154,7 +155,7 @@ def shopper_key() -> str:
     """Checkout's per-shopper limit key: the account, or the anonymous cart."""
     if current_user.is_authenticated:
         return f"user:{current_user.id}"
-    return f"cart:{session.get('cart_id', client_ip())}"
+    return f"cart:{flask_session.get('cart_id', client_ip())}"
 
 
 @bp.post("")
@@ -183,24 +184,24 @@ def place():
         form.email.errors.append(str(error))
         return _page(form, cart, 422)
     details = _details(form, email)
-    db = get_session()
+    session = get_session()
     hold = timedelta(minutes=current_app.config["ORDER_HOLD_MINUTES"])
     try:
-        order = checkout.place_order(db, cart, details, hold, current_pricing())
-        db.commit()
+        order = checkout.place_order(session, cart, details, hold, current_pricing())
+        session.commit()
     except checkout.AlreadyPlaced as placed:  # nothing was written
         return _to_status(placed.order)
     except checkout.CheckoutError as refused:
-        db.rollback()
+        session.rollback()
         return _page(form, _cart(), 409, error=str(refused))
     except IntegrityError:
-        db.rollback()  # the same key won a race from another submit: answer with that order
-        placed = orders.placed_with_key(db, form.idempotency_key.data)
+        session.rollback()  # the same key won a race from another submit: answer with that order
+        placed = orders.placed_with_key(session, form.idempotency_key.data)
         if placed is None:
             raise
         return _to_status(checkout.Placed(*placed))
     _remember_order(order.id)
-    session["cart_count"] = 0
+    flask_session["cart_count"] = 0
     # After the commit, so the worker always finds the order; if Redis fails right here, the sweep re-drives it.
     try:
         queues.enqueue(payment_jobs.finalize_order, order.id, queue="payments", timeout=_job_timeout())
@@ -254,8 +255,8 @@ def _require_queue() -> None:
 
 def _remember_order(order_id: int) -> None:
     """This browser placed the order, so it may see it without an account."""
-    placed = [i for i in session.get("orders", []) if i != order_id][-(ORDERS_IN_SESSION - 1) :]
-    session["orders"] = [*placed, order_id]
+    placed = [i for i in flask_session.get("orders", []) if i != order_id][-(ORDERS_IN_SESSION - 1) :]
+    flask_session["orders"] = [*placed, order_id]
 
 
 def _to_status(order):

@@ -8,8 +8,10 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
+)
+from flask import (
+    session as flask_session,
 )
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
@@ -49,12 +51,12 @@ def visible_order(number: str):
         abort(404)
     if current_user.is_authenticated and order.user_id == current_user.id:
         return order
-    if order.id in session.get("orders", []):
+    if order.id in flask_session.get("orders", []):
         return order
     key = request.args.get("key", "")
     try:
         if key and _signer().loads(key) == order.number:
-            session["orders"] = [*session.get("orders", [])[-19:], order.id]
+            flask_session["orders"] = [*flask_session.get("orders", [])[-19:], order.id]
             return order
     except BadSignature:
         pass
@@ -91,7 +93,7 @@ def pay_post(number: str):
     """Charge the new card's nonce; the order goes back to pending_payment."""
     order = visible_order(number)
     form = PayForm()
-    db = get_session()
+    session = get_session()
     if order.status != "payment_failed":
         return redirect(url_for(".status", number=number), 303)
     if (
@@ -108,11 +110,11 @@ def pay_post(number: str):
             or url_for("static", filename="js/accept-test.js"),
         ), 422
     try:
-        payments.new_charge(db, order, form.dataDescriptor.data, form.dataValue.data[:8192])
-        moved = orders.move(db, order, "pending_payment", "The shopper is paying with another card.")
-        db.commit()
+        payments.new_charge(session, order, form.dataDescriptor.data, form.dataValue.data[:8192])
+        moved = orders.move(session, order, "pending_payment", "The shopper is paying with another card.")
+        session.commit()
     except IntegrityError:
-        db.rollback()  # the same nonce posted twice: that charge is already on its way
+        session.rollback()  # the same nonce posted twice: that charge is already on its way
         moved = False
     if moved:
         queues.enqueue(payment_jobs.finalize_order, order.id, queue="payments")

@@ -41,10 +41,10 @@ def authorizenet_webhook():
         trans_id = str((event.get("payload") or {}).get("id", ""))[:20]
     except (ValueError, KeyError, TypeError, AttributeError):
         abort(400, description="Not an Authorize.Net event.")
-    db = get_session()
+    session = get_session()
     # Looked up before the commit: after it, nothing may hold a transaction open while the job is enqueued.
     attempt_id = (
-        db.scalar(
+        session.scalar(
             select(PaymentAttempt.id).where(
                 PaymentAttempt.trans_id == trans_id, PaymentAttempt.kind == "charge"
             )
@@ -52,13 +52,13 @@ def authorizenet_webhook():
         if trans_id
         else None
     )
-    db.add(
+    session.add(
         WebhookEvent(notification_id=notification_id, event_type=event_type, trans_id=trans_id, payload=event)
     )
     try:
-        db.commit()
+        session.commit()
     except IntegrityError:
-        db.rollback()
+        session.rollback()
         return {"status": "duplicate"}, 200  # a repeat: already handled
     if attempt_id is not None:
         queues.enqueue(payment_jobs.check_payment, attempt_id, queue="payments")
