@@ -8,7 +8,7 @@ from flask import current_app, url_for
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from storefront.accounts.views import lockout
+from storefront.accounts import lockout
 from storefront.catalog.models import Product, Variant
 from storefront.db import get_session
 from storefront.demo import seed_demo as build_demo
@@ -66,7 +66,7 @@ def stock(sku: str) -> None:
 def lockouts() -> None:
     """List the login lockouts in force, one JSON object a line."""
     now = clock.now()
-    for lock in lockout().active_locks(now):
+    for lock in lockout.for_app(current_app).active_locks(now):
         account = None if lock.email == "*" else lock.email
         click.echo(json.dumps({"email": account, "ip": lock.ip, "seconds_left": lock.retry_after(now)}))
 
@@ -76,7 +76,7 @@ def lockouts() -> None:
 @with_appcontext
 def unlock(email: str) -> None:
     """Lift every lockout of an account, from any IP."""
-    lifted = lockout().unlock(email.strip().lower())
+    lifted = lockout.for_app(current_app).unlock(email.strip().lower())
     click.echo(f"lifted {lifted} lockout{'s' if lifted != 1 else ''} for {email}")
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alembic import command
 from storefront import ROOT, create_app
-from storefront.extensions import limiter
+from storefront.extensions import clock, limiter
 from tests import services
 
 
@@ -109,6 +109,14 @@ def login(client, email: str, password: str = "correct horse battery", ip: str =
         data={"email": email, "password": password, "csrf_token": token, **extra},
         environ_base={"REMOTE_ADDR": ip},
     )
+
+
+@pytest.fixture
+def now(monkeypatch):
+    """A clock the test moves by hand."""
+    current = [1_000_000.0]
+    monkeypatch.setattr(clock, "now", lambda: current[0])
+    return current
 
 
 @pytest.fixture
