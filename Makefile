@@ -7,7 +7,7 @@ PORT ?= 5000
 # Tests run in parallel processes, each with its own PostgreSQL database and Redis db.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint format venv dev-venv browser-deps migrate seed clean
+.PHONY: run test lint format venv dev-venv browser-deps nginx-deps migrate seed clean
 
 $(VENV)/.stamp-runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ browser-deps:
 		echo "installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+## The deploy tests run `nginx -t` and a real nginx on the site in deploy/nginx (http2, ssl, realip: nginx-light has them).
+nginx-deps:
+	@test -x /usr/sbin/nginx || { \
+		echo "installing Debian's nginx-light for the deploy tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+
 migrate: venv
 	$(BIN)/alembic upgrade head
 
@@ -41,7 +47,7 @@ seed: migrate
 run: seed
 	BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: dev-venv node_modules/.stamp browser-deps
+test: dev-venv node_modules/.stamp browser-deps nginx-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: dev-venv
