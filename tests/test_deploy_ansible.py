@@ -19,6 +19,7 @@ DEPLOY_BIN = ROOT / ".venv-deploy" / "bin"
 UNITS = ("storefront-web.service", "storefront-stream.service", "storefront-worker@.service")
 HARDENING = ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "ProtectHome=yes")
 
+
 def tool(name: str) -> str:
     path = DEPLOY_BIN / name
     if not path.exists():
@@ -32,29 +33,19 @@ def ansible_env(**extra) -> dict:
     return env
 
 
-def test_playbook_passes_syntax_check():
-    result = subprocess.run(
-        [tool("ansible-playbook"), "--syntax-check", "site.yml"],
-        cwd=DEPLOY,
-        env=ansible_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+def run_in_deploy(*command: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command, cwd=DEPLOY, env=ansible_env(), capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def test_playbook_passes_syntax_check():
+    result = run_in_deploy(tool("ansible-playbook"), "--syntax-check", "site.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_playbook_and_roles_pass_ansible_lint_production_profile():
-    result = subprocess.run(
-        [tool("ansible-lint"), "--nocolor", "--profile", "production", "site.yml"],
-        cwd=DEPLOY,
-        env=ansible_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_in_deploy(tool("ansible-lint"), "--nocolor", "--profile", "production", "site.yml")
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
 
 
