@@ -89,6 +89,11 @@ def load_config(instance_path: str) -> dict:
         # Only this many proxies in front of us may set X-Forwarded-For; 0 trusts none.
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "MEDIA_FOLDER": os.environ.get("MEDIA_FOLDER") or str(instance / "media"),
+        # Daily pg_dump files (flask backup, and the clock): kept 7 daily, 4 weekly, 12 monthly.
+        "BACKUP_DIR": os.environ.get("BACKUP_DIR") or str(instance / "backups"),
+        "BACKUP_KEEP_DAILY": int(os.environ.get("BACKUP_KEEP_DAILY", "7")),
+        "BACKUP_KEEP_WEEKLY": int(os.environ.get("BACKUP_KEEP_WEEKLY", "4")),
+        "BACKUP_KEEP_MONTHLY": int(os.environ.get("BACKUP_KEEP_MONTHLY", "12")),
         # Product image uploads over this are refused; the upload route sizes its request cap to fit.
         "MAX_IMAGE_BYTES": int(os.environ.get("MAX_IMAGE_BYTES", str(2 * 1024 * 1024))),
         "PAGE_SIZE": int(os.environ.get("PAGE_SIZE", "24")),
