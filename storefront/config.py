@@ -41,6 +41,9 @@ def load_config(instance_path: str) -> dict:
         "STOREFRONT_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance, production),
         "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'storefront.db'}",
+        # A streaming replica (or a multi-host DSN with target_session_attrs=prefer-standby) for catalog
+        # pages and listings; unset, they read from DATABASE_URL like everything else.
+        "DATABASE_REPLICA_URL": os.environ.get("DATABASE_REPLICA_URL") or None,
         "DATABASE_POOL_SIZE": int(os.environ.get("DATABASE_POOL_SIZE", "5")),
         "REDIS_URL": redis_url,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
