@@ -2,7 +2,7 @@
 
 Two gateways share one interface and return plain dataclasses: `AuthorizeNetGateway` drives the official SDK
 over HTTP; `TestGateway` (the embedded default) books payments in an in-process sandbox ledger that follows
-Authorize.Net's documented sandbox behaviour. The SDK's traps (shared/authorizenet/README.md) are handled here:
+Authorize.Net's documented sandbox behaviour. The SDK's traps (docs/authorizenet/README.md) are handled here:
 - the endpoint is a process-global that every controller constructor resets, so our transport posts to the
   endpoint of the gateway making the call (kept per thread), whatever the global says;
 - the SDK has no timeout and swallows transport errors, so our transport adds timeouts and a failed call comes
