@@ -289,7 +289,7 @@ def test_a_batch_of_confirmations_never_confirms_twice_when_the_mail_server_fail
 ):
     from jobs import emails
     from storefront import mail
-    from tests.conftest import read_outbox
+    from tests.helpers import read_outbox
 
     made = [make_order(session, status="paid").id for _ in range(3)]
     real_send, sent = mail.send, []
