@@ -5,7 +5,7 @@ Redis of its own, the loopback Authorize.Net, two gunicorn web nodes, two `rq wo
 in front (the site from deploy/nginx). The app writes through a multi-host DSN with
 target_session_attrs=read-write, so it always finds the leader, and reads the catalog through
 target_session_attrs=prefer-standby. Every process is in its own process group, started by pid and stopped
-by pid (bench/procs.py). `python -m tools.cluster env` prints the environment of a running cluster.
+by pid (tools/procs.py). `python -m tools.cluster env` prints the environment of a running cluster.
 """
 
 import argparse
@@ -20,9 +20,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.procs import HOST, Proc, Stack, free_port, http_ok, spawn, wait_until
 from bench.sut import BIN, RAISED_LIMIT, RAISED_LIMITS, base_env, run_tool, start_loopback
 from tools import deploy_render
+from tools.procs import HOST, Proc, Stack, free_port, http_ok, spawn, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = ROOT / "test-output" / "cluster"
@@ -303,7 +303,7 @@ class Cluster:
         proc = self.stack.add(
             spawn("etcd", command, base_env(), self.root / "etcd.log", self.root, self.etcd_port)
         )
-        wait_until(lambda: http_ok(self.etcd_port, "/health"), START_TIMEOUT, "etcd")
+        wait_for(lambda: http_ok(self.etcd_port, "/health"), START_TIMEOUT, "etcd")
         if not proc.alive():
             raise RuntimeError(f"etcd exited: {proc.log_tail()}")
 
@@ -314,9 +314,23 @@ class Cluster:
         for node in self.nodes:
             self._write_patroni_config(node)
         self.start_pg_node(self.nodes[0])
-        wait_until(lambda: self.leader() is self.nodes[0], START_TIMEOUT, "the first Patroni leader")
+        wait_for(lambda: self.leader() is self.nodes[0], START_TIMEOUT, "the first Patroni leader")
         self.start_pg_node(self.nodes[1])
-        wait_until(self.replica_streaming, START_TIMEOUT, "the replica streaming from the leader")
+        wait_for(self.replica_streaming, START_TIMEOUT, "the replica streaming from the leader")
+        # WAL archiving (archive_command above) needs pgBackRest's stanza: from now on every segment is kept.
+        self.pgbackrest("stanza-create")
+
+    def pgbackrest(self, *args: str, timeout: float = 300) -> str:
+        """Run pgBackRest on the cluster's repository as the postgres user; its output."""
+        command = as_postgres(
+            ["pgbackrest", f"--config={self.pgbackrest_conf}", "--stanza=storefront", *args]
+        )
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)  # noqa: S603
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"pgbackrest {' '.join(args)} failed: {result.stdout[-1500:]}{result.stderr[-1500:]}"
+            )
+        return result.stdout
 
     def _write_patroni_config(self, node: PgNode) -> None:
         node.config.write_text(
@@ -405,7 +419,7 @@ class Cluster:
         proc = self.stack.add(
             spawn(f"web-{number}", command, env, self.root / f"web-{number}.log", ROOT, port)
         )
-        wait_until(lambda: http_ok(port, "/") or self._dead(proc), START_TIMEOUT, f"web node on {port}", 0.2)
+        wait_for(lambda: http_ok(port, "/") or self._dead(proc), START_TIMEOUT, f"web node on {port}", 0.2)
         self.web.append(proc)
         return proc
 
@@ -444,7 +458,7 @@ class Cluster:
                 "nginx", deploy_render.nginx_command(config), base_env(), self.root / "nginx.out", self.root
             )
         )
-        wait_until(lambda: http_ok(self.http_port, "/") or self._dead(self.nginx), START_TIMEOUT, "nginx")
+        wait_for(lambda: http_ok(self.http_port, "/") or self._dead(self.nginx), START_TIMEOUT, "nginx")
 
     @staticmethod
     def _dead(proc: Proc) -> bool:
