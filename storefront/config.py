@@ -51,6 +51,9 @@ def load_config(instance_path: str) -> dict:
         "STOREFRONT_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance, production),
         "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'storefront.db'}",
+        # A streaming replica (or a multi-host DSN with target_session_attrs=prefer-standby) for catalog
+        # pages and listings; unset, they read from DATABASE_URL like everything else.
+        "DATABASE_REPLICA_URL": os.environ.get("DATABASE_REPLICA_URL") or None,
         "DATABASE_POOL_SIZE": int(os.environ.get("DATABASE_POOL_SIZE", "5")),
         "REDIS_URL": redis_url,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
@@ -104,6 +107,11 @@ def load_config(instance_path: str) -> dict:
         # Only this many proxies in front of us may set X-Forwarded-For; 0 trusts none.
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "MEDIA_FOLDER": os.environ.get("MEDIA_FOLDER") or str(instance / "media"),
+        # Daily pg_dump files (flask backup, and the clock): kept 7 daily, 4 weekly, 12 monthly.
+        "BACKUP_DIR": os.environ.get("BACKUP_DIR") or str(instance / "backups"),
+        "BACKUP_KEEP_DAILY": int(os.environ.get("BACKUP_KEEP_DAILY", "7")),
+        "BACKUP_KEEP_WEEKLY": int(os.environ.get("BACKUP_KEEP_WEEKLY", "4")),
+        "BACKUP_KEEP_MONTHLY": int(os.environ.get("BACKUP_KEEP_MONTHLY", "12")),
         # Product image uploads over this are refused; the upload route sizes its request cap to fit.
         "MAX_IMAGE_BYTES": int(os.environ.get("MAX_IMAGE_BYTES", str(2 * 1024 * 1024))),
         "PAGE_SIZE": int(os.environ.get("PAGE_SIZE", "24")),

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from storefront import create_app
 from storefront.accounts.models import LoginAttempt
 from tests import services
-from tests.conftest import csrf_token, login
 from tests.factories import make_user
+from tests.helpers import csrf_token, login
 
 WRONG = "not the password"
 

@@ -8,9 +8,8 @@ from flask import Flask
 
 from storefront import ROOT, create_app
 from storefront.config import load_config
-from tests.conftest import csrf_token, login
 from tests.factories import make_product, make_user
-from tests.test_admin import staff_login
+from tests.helpers import csrf_token, login, staff_login
 
 WRONG = "not the password"
 
