@@ -61,7 +61,20 @@ run: seed
 	BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: dev-venv node_modules/.stamp browser-deps nginx-deps deploy-venv
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not security"
+
+## The attack battery (tests/security/, README "Security"): CSRF matrix, IDOR walk, sqlmap, slowloris against
+## nginx and gunicorn, and a scan for card numbers. One process, bounded in time; each part prints its figures.
+SECURITY_TIMEOUT ?= 1500
+.PHONY: security security-deps
+security: dev-venv security-deps nginx-deps
+	timeout $(SECURITY_TIMEOUT) $(BIN)/python -m pytest tests/security -m security -p no:xdist -s -rA
+
+## slowhttptest (Debian) for the slowloris test.
+security-deps:
+	@command -v slowhttptest >/dev/null 2>&1 || { \
+		echo "installing Debian's slowhttptest for the slowloris test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slowhttptest; }
 
 lint: dev-venv
 	$(BIN)/ruff check .
