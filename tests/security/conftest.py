@@ -1,6 +1,7 @@
 """The attack battery (`make security`): every test here carries the `security` marker, which `make test`
 deselects so that the everyday run stays quick."""
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def build(rule, values: dict) -> str:
 
 # --- a live shop for the tools that speak HTTP (sqlmap, slowhttptest) -------------------------------------
 
-REDIS_DB = 3  # of TEST_REDIS_URL: unit tests use 10-15, browser tests 5-9, live tests 4
+REDIS_DB = int(os.environ.get("SECURITY_REDIS_DB", "3"))  # unit tests use 10-15, browser 5-9, live 4
 
 
 @dataclass

@@ -10,7 +10,7 @@ import requests
 
 from tests import services
 from tools import deploy_render
-from tools.procs import free_port, spawn, wait_for
+from tools.procs import free_port, http_ok, spawn, wait_for
 
 CONNECTIONS = 200
 ATTACK_SECONDS = 40
@@ -62,9 +62,11 @@ def nginx_front(live_shop, tmp_path):
     proc = spawn(
         "nginx", deploy_render.nginx_command(config), {}, live_shop.logs / "nginx.log", tmp_path, port
     )
-    wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=2).ok, 15, "nginx")
-    yield f"http://127.0.0.1:{port}/"
-    proc.stop(timeout=10, group=True)
+    try:
+        wait_for(lambda: http_ok(port), 15, "nginx")
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.stop(timeout=10, group=True)
 
 
 def test_nginx_in_front_answers_through_a_slowloris(live_shop, nginx_front):
