@@ -42,7 +42,7 @@ def sqlmap(target: str, output: Path, seconds: float, *extra: str) -> tuple[str,
     return log_path.read_text(errors="replace"), finished
 
 
-def tested_parameters(log: str) -> set[str]:
+def parameters_tried(log: str) -> set[str]:
     return set(re.findall(r"testing if (\w+ parameter '[^']+') is dynamic", log)) | set(
         re.findall(r"(\w+ parameter '[^']+') does not seem to be injectable", log)
     )
@@ -78,7 +78,7 @@ def test_no_parameter_of_the_shop_is_injectable(live_shop, tmp_path, who):
         extra += [f"--cookie={cookies}", "--drop-set-cookie"]
         start = f"{live_shop.url}/account" if who == "shopper" else f"{live_shop.url}/admin/"
     log, finished = sqlmap(start, tmp_path, SHOP_SECONDS, *extra)
-    tested = tested_parameters(log)
+    tested = parameters_tried(log)
     print(
         f"\nsqlmap as {who}: {len(tested)} parameters tested, {len(injectable(log))} injectable"
         + ("" if finished else f" (scan stopped at its {SHOP_SECONDS} s bound)")
