@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from storefront.accounts import services as accounts
 from storefront.accounts.models import User
-from storefront.admin import services as audit
-from storefront.admin.models import AuditEntry
+from storefront.audit import services as audit
+from storefront.audit.models import AuditEntry
 from tests.conftest import csrf_token, login
 from tests.factories import make_order, make_product, make_user
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from storefront.accounts import services as accounts
 from storefront.accounts.models import RecoveryCode, User
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from tests.conftest import csrf_token, login, read_outbox
 from tests.factories import PASSWORD, make_user
 from tests.test_admin import admin_post as post
