@@ -13,16 +13,10 @@ from storefront.catalog import services as catalog
 from storefront.catalog.models import Category, Product, Variant
 from storefront.checkout import services as checkout
 from storefront.inventory.models import StockMovement
-from tests.conftest import csrf_token
 from tests.factories import make_product
-from tests.test_admin import staff_login
+from tests.helpers import csrf_token
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def staff(client, session):
-    return staff_login(client, session)
 
 
 @pytest.fixture

@@ -64,11 +64,6 @@ def _sources():
             yield path.relative_to(ROOT)
 
 
-# Known and being fixed elsewhere under issue 11 (the lead moves AddressForm out of accounts' views). When it
-# lands this test fails until the line is removed, so the exception cannot outlive the import.
-PENDING = {"storefront/checkout/views.py: a view imports another domain's views (storefront.accounts.views)"}
-
-
 def test_no_import_breaks_the_layering():
     found = {
         problem
@@ -77,8 +72,7 @@ def test_no_import_breaks_the_layering():
             relative.as_posix(), imported_modules(relative, (ROOT / relative).read_text())
         )
     }
-    assert found - PENDING == set()
-    assert found >= PENDING, "fixed: remove it from PENDING"
+    assert found == set()
 
 
 @pytest.mark.parametrize(
