@@ -7,7 +7,7 @@ PORT ?= 5000
 # Tests run in parallel processes, each with its own PostgreSQL database and Redis db.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint format venv dev-venv browser-deps migrate seed clean
+.PHONY: run test lint format venv dev-venv browser-deps nginx-deps deploy-venv deploy-check migrate seed clean
 
 $(VENV)/.stamp-runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,25 @@ browser-deps:
 		echo "installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
+## The deploy tests run `nginx -t` and a real nginx on the site in deploy/nginx (http2, ssl, realip: nginx-light has them).
+nginx-deps:
+	@test -x /usr/sbin/nginx || { \
+		echo "installing Debian's nginx-light for the deploy tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+
+## ansible-core and ansible-lint for the deploy tests and `make deploy-check`, apart from the app's venv.
+.venv-deploy/.stamp: requirements-deploy.txt
+	test -x .venv-deploy/bin/python || $(PYTHON) -m venv .venv-deploy
+	.venv-deploy/bin/pip install -q -r requirements-deploy.txt
+	touch $@
+
+deploy-venv: .venv-deploy/.stamp
+
+## Check the playbook without touching anything: syntax and ansible-lint.
+deploy-check: deploy-venv
+	cd deploy && ../.venv-deploy/bin/ansible-playbook --syntax-check site.yml
+	cd deploy && ../.venv-deploy/bin/ansible-lint --profile production site.yml
+
 migrate: venv
 	$(BIN)/alembic upgrade head
 
@@ -41,8 +60,21 @@ seed: migrate
 run: seed
 	BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: dev-venv node_modules/.stamp browser-deps
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+test: dev-venv node_modules/.stamp browser-deps nginx-deps deploy-venv
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not security"
+
+## The attack battery (tests/security/, README "Security"): CSRF matrix, IDOR walk, sqlmap, slowloris against
+## nginx and gunicorn, and a scan for card numbers. One process, bounded in time; each part prints its figures.
+SECURITY_TIMEOUT ?= 1500
+.PHONY: security security-deps
+security: dev-venv security-deps nginx-deps
+	timeout $(SECURITY_TIMEOUT) $(BIN)/python -m pytest tests/security -m security -p no:xdist -s -rA
+
+## slowhttptest (Debian) for the slowloris test.
+security-deps:
+	@command -v slowhttptest >/dev/null 2>&1 || { \
+		echo "installing Debian's slowhttptest for the slowloris test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slowhttptest; }
 
 lint: dev-venv
 	$(BIN)/ruff check .
@@ -53,7 +85,7 @@ format: dev-venv
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) node_modules test-output .pytest_cache
+	rm -rf $(VENV) .venv-deploy node_modules test-output .pytest_cache
 
 ## The flash-sale benchmark (bench/README.md): the shop as production runs it, on 127.0.0.1 only, every load
 ## bounded. `make bench` is the full run (ceilings, pages, checkout, payments by worker count, a 2,000-unit

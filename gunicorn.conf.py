@@ -27,8 +27,11 @@ errorlog = "-"
 control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
 if os.environ.get("GUNICORN_CONTROL_SOCKET"):
     control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
-# Trust X-Forwarded-* from the proxy; the app's ProxyFix counts the trusted hops.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# One setting for both: with TRUSTED_PROXIES=0 (the app's ProxyFix off) gunicorn trusts no X-Forwarded-*
+# either; otherwise it trusts them from the proxies' addresses (FORWARDED_ALLOW_IPS, the local nginx by default).
+forwarded_allow_ips = (
+    os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1") if int(os.environ.get("TRUSTED_PROXIES", "0")) else ""
+)
 
 
 def post_fork(server, worker):

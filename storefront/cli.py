@@ -8,7 +8,7 @@ from flask import current_app, url_for
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from storefront.accounts.views import lockout
+from storefront.accounts import lockout
 from storefront.catalog.models import Product, Variant
 from storefront.db import get_session
 from storefront.demo import seed_demo as build_demo
@@ -66,7 +66,7 @@ def stock(sku: str) -> None:
 def lockouts() -> None:
     """List the login lockouts in force, one JSON object a line."""
     now = clock.now()
-    for lock in lockout().active_locks(now):
+    for lock in lockout.for_app(current_app).active_locks(now):
         account = None if lock.email == "*" else lock.email
         click.echo(json.dumps({"email": account, "ip": lock.ip, "seconds_left": lock.retry_after(now)}))
 
@@ -76,7 +76,7 @@ def lockouts() -> None:
 @with_appcontext
 def unlock(email: str) -> None:
     """Lift every lockout of an account, from any IP."""
-    lifted = lockout().unlock(email.strip().lower())
+    lifted = lockout.for_app(current_app).unlock(email.strip().lower())
     click.echo(f"lifted {lifted} lockout{'s' if lifted != 1 else ''} for {email}")
 
 
@@ -106,3 +106,38 @@ def create_staff(email: str, role: str, password: str) -> None:
         raise click.ClickException(str(error)) from error
     session.commit()
     click.echo(f"{'created' if created else 'updated'} {role} {user.email}")
+
+
+@click.command("backup")
+@with_appcontext
+def backup() -> None:
+    """Dump the database now (pg_dump custom format, sha256, rotation), as the clock does daily."""
+    from jobs.backups import backup_now
+    from storefront.backups.services import BackupError
+
+    try:
+        click.echo(json.dumps(backup_now()))
+    except BackupError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@click.command("restore-drill")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), help="Default: the latest.")
+@click.option("--scratch", default=None, help="Scratch database name (default: <database>_restore_drill).")
+@with_appcontext
+def restore_drill(path: str | None, scratch: str | None) -> None:
+    """Restore a backup into a scratch database and check its row counts and orders checksum."""
+    from storefront.backups import services as backups
+    from storefront.db import engines
+
+    engine = engines(current_app)[0]
+    if engine.dialect.name != "postgresql":
+        raise click.ClickException("the restore drill needs PostgreSQL (DATABASE_URL)")
+    try:
+        chosen = Path(path) if path else backups.latest_backup(Path(current_app.config["BACKUP_DIR"]))
+        report = backups.restore_drill(engine, chosen, scratch or f"{engine.url.database}_restore_drill")
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(json.dumps(report))
+    if not report["ok"]:
+        raise click.ClickException("the restored database differs from the backup's manifest")

@@ -3,6 +3,7 @@
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 SANDBOX_ENDPOINT = "https://apitest.authorize.net/xml/v1/request.api"
 
@@ -32,15 +33,27 @@ def _secret_key(instance_path: Path, production: bool) -> str:
     return key_file.read_text().strip()
 
 
+def _trusted_hosts(production: bool, base_url: str) -> list[str] | None:
+    """The Host headers we answer (others get 400): TRUSTED_HOSTS, else in production BASE_URL's host."""
+    listed = [host.strip() for host in os.environ.get("TRUSTED_HOSTS", "").split(",") if host.strip()]
+    if listed:
+        return listed
+    return [urlsplit(base_url).hostname] if production else None
+
+
 def load_config(instance_path: str) -> dict:
     """Read every setting from the environment, with the embedded defaults."""
     instance = Path(instance_path)
     production = os.environ.get("STOREFRONT_ENV", "development") == "production"
     redis_url = os.environ.get("REDIS_URL") or None
+    base_url = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
     return {
         "STOREFRONT_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance, production),
         "DATABASE_URL": os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'storefront.db'}",
+        # A streaming replica (or a multi-host DSN with target_session_attrs=prefer-standby) for catalog
+        # pages and listings; unset, they read from DATABASE_URL like everything else.
+        "DATABASE_REPLICA_URL": os.environ.get("DATABASE_REPLICA_URL") or None,
         "DATABASE_POOL_SIZE": int(os.environ.get("DATABASE_POOL_SIZE", "5")),
         "REDIS_URL": redis_url,
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
@@ -53,15 +66,18 @@ def load_config(instance_path: str) -> dict:
         "REGISTER_LIMIT": os.environ.get("REGISTER_LIMIT", "10/minute;50/hour"),
         "RESET_LIMIT": os.environ.get("RESET_LIMIT", "5/minute;20/hour"),
         "ADD_TO_CART_LIMIT": os.environ.get("ADD_TO_CART_LIMIT", "60/minute"),
-        # django-axes-style lockout of an (account, IP) pair, and of an IP across accounts.
+        # Lockout of an (account, IP) pair; an IP failing across accounts is slowed down, never locked.
         "LOCKOUT_FAILURES": int(os.environ.get("LOCKOUT_FAILURES", "5")),
         "LOCKOUT_WINDOW": int(os.environ.get("LOCKOUT_WINDOW", str(15 * 60))),
         "LOCKOUT_COOLOFF": int(os.environ.get("LOCKOUT_COOLOFF", str(15 * 60))),
+        # Past this many failures in the window, an address is slowed down (1 s, 2 s, 4 s ... this ceiling).
         "LOCKOUT_IP_FAILURES": int(os.environ.get("LOCKOUT_IP_FAILURES", "50")),
+        "LOCKOUT_IP_MAX_DELAY": int(os.environ.get("LOCKOUT_IP_MAX_DELAY", "60")),
         "VERIFY_TOKEN_MAX_AGE": 3 * 24 * 3600,
         "RESET_TOKEN_MAX_AGE": 3600,
         "CART_MAX_LINE_QUANTITY": int(os.environ.get("CART_MAX_LINE_QUANTITY", "10")),
-        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000"),
+        "BASE_URL": base_url,
+        "TRUSTED_HOSTS": _trusted_hosts(production, base_url),
         "MAIL_URL": os.environ.get("MAIL_URL") or None,
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Storefront <shop@storefront.test>"),
         "MAIL_OUTBOX": os.environ.get("MAIL_OUTBOX") or str(instance / "outbox"),
@@ -84,11 +100,18 @@ def load_config(instance_path: str) -> dict:
         "PAYMENT_BATCH": int(os.environ.get("PAYMENT_BATCH", "32")),
         "ACCEPT_JS_URL": os.environ.get("ACCEPT_JS_URL", ""),  # empty: the local test stand-in
         "ORDER_HOLD_MINUTES": int(os.environ.get("ORDER_HOLD_MINUTES", "15")),
-        "CHECKOUT_LIMIT_PER_IP": os.environ.get("CHECKOUT_LIMIT_PER_IP", "30/minute"),
+        # The tight checkout limit is the shopper's (session, account, e-mail); the address's is a flood
+        # ceiling only, since a drop's shoppers may share one (a carrier NAT, an office).
+        "CHECKOUT_LIMIT_PER_IP": os.environ.get("CHECKOUT_LIMIT_PER_IP", "600/minute"),
         "CHECKOUT_LIMIT_PER_SHOPPER": os.environ.get("CHECKOUT_LIMIT_PER_SHOPPER", "6/minute"),
         # Only this many proxies in front of us may set X-Forwarded-For; 0 trusts none.
         "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "MEDIA_FOLDER": os.environ.get("MEDIA_FOLDER") or str(instance / "media"),
+        # Daily pg_dump files (flask backup, and the clock): kept 7 daily, 4 weekly, 12 monthly.
+        "BACKUP_DIR": os.environ.get("BACKUP_DIR") or str(instance / "backups"),
+        "BACKUP_KEEP_DAILY": int(os.environ.get("BACKUP_KEEP_DAILY", "7")),
+        "BACKUP_KEEP_WEEKLY": int(os.environ.get("BACKUP_KEEP_WEEKLY", "4")),
+        "BACKUP_KEEP_MONTHLY": int(os.environ.get("BACKUP_KEEP_MONTHLY", "12")),
         # Product image uploads over this are refused; the upload route sizes its request cap to fit.
         "MAX_IMAGE_BYTES": int(os.environ.get("MAX_IMAGE_BYTES", str(2 * 1024 * 1024))),
         "PAGE_SIZE": int(os.environ.get("PAGE_SIZE", "24")),

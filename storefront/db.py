@@ -63,6 +63,10 @@ def init_app(app: Flask) -> None:
         event.listen(single, "connect", _prepare_statements)
         app.extensions["db_autocommit_engine"] = single
         app.extensions["db_autocommit_sessionmaker"] = sessionmaker(bind=single, expire_on_commit=False)
+    if app.config.get("DATABASE_REPLICA_URL"):
+        replica = make_engine(app.config["DATABASE_REPLICA_URL"], app.config["DATABASE_POOL_SIZE"])
+        app.extensions["db_replica_engine"] = replica
+        app.extensions["db_replica_sessionmaker"] = sessionmaker(bind=replica, expire_on_commit=False)
     app.teardown_appcontext(close_session)
 
 
@@ -123,7 +127,8 @@ def _prepare_statements(dbapi_connection, connection_record) -> None:
 
 
 def engines(app: Flask) -> list[Engine]:
-    return [app.extensions[name] for name in ("db_engine", "db_autocommit_engine") if name in app.extensions]
+    names = ("db_engine", "db_autocommit_engine", "db_replica_engine")
+    return [app.extensions[name] for name in names if name in app.extensions]
 
 
 def get_session() -> Session:
@@ -131,6 +136,17 @@ def get_session() -> Session:
     if "db_session" not in g:
         g.db_session = current_app.extensions["db_sessionmaker"]()
     return g.db_session
+
+
+def read_session() -> Session:
+    """A session for reads that tolerate a replica's lag (catalog pages and listings): on the replica when
+    DATABASE_REPLICA_URL is set, otherwise the request's own session. Never for a write or an exact figure."""
+    factory = current_app.extensions.get("db_replica_sessionmaker")
+    if factory is None:
+        return get_session()
+    if "db_replica_session" not in g:
+        g.db_replica_session = factory()
+    return g.db_replica_session
 
 
 def autocommit_session() -> Session:
@@ -148,6 +164,7 @@ def autocommit_session() -> Session:
 
 
 def close_session(_exc: BaseException | None = None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
+    for name in ("db_session", "db_replica_session"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.close()

@@ -6,6 +6,7 @@ import time
 import redis
 from flask import Flask, make_response, render_template
 from flask_limiter import RateLimitExceeded
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from storefront.extensions import limiter
@@ -62,6 +63,28 @@ def redis_unavailable(error: Exception):
     )
 
 
+# SQLSTATEs of a database that is there but cannot take this now: a read-only standby (a failover in
+# progress), an administrator's or a crash's shutdown, a server still starting.
+UNAVAILABLE_SQLSTATES = {"25006", "57P01", "57P02", "57P03"}
+
+
+def database_unavailable(error: DBAPIError):
+    """The database is unreachable or not writable for the moment (a failover): a clear 503 "try again".
+    The request's transaction never committed, so nothing was half made."""
+    if not (
+        isinstance(error, OperationalError)
+        or error.connection_invalidated
+        or getattr(error.orig, "pgcode", None) in UNAVAILABLE_SQLSTATES
+    ):
+        return render_unexpected(error)
+    log.error("database unavailable: %s", error.orig)
+    return render_error(
+        ServiceUnavailable(
+            description="We're briefly unavailable. Please try again in a moment.", retry_after=3
+        )
+    )
+
+
 def render_unexpected(error: Exception):
     """Log an unhandled exception and answer with the 500 page; never leak a traceback."""
     log.exception("unhandled error", exc_info=error)
@@ -72,4 +95,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(RateLimitExceeded, rate_limited)
     app.register_error_handler(HTTPException, render_error)
     app.register_error_handler(redis.RedisError, redis_unavailable)
+    app.register_error_handler(DBAPIError, database_unavailable)
     app.register_error_handler(Exception, render_unexpected)

@@ -1,4 +1,5 @@
-"""Security on every request: strict headers (CSP, no framing, no sniffing), signed session cookies, CSRF tokens."""
+"""Security on every request: strict headers (CSP, no framing, no sniffing), no caching of personal pages,
+trusted hosts only, signed session cookies, CSRF tokens."""
 
 import copy
 import hmac
@@ -9,6 +10,7 @@ from flask import Flask, Response, abort, current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, URLSafeTimedSerializer, want_bytes
+from werkzeug.exceptions import SecurityError
 
 
 def content_security_policy(accept_js_url: str) -> str:
@@ -62,6 +64,25 @@ def add_security_headers(response: Response) -> Response:
         if name.lower() not in present:
             headers.add(name, value)
     return response
+
+
+# What the session holds that makes a page this shopper's own: the account, the cart, guest orders.
+PERSONAL_SESSION_KEYS = ("_user_id", "cart_id", "cart_count", "orders")
+
+
+def no_store_personal(response: Response) -> Response:
+    """The one rule for personal pages: a response made while reading a session that names a shopper (signed
+    in, or with a cart or orders) is never stored by a browser or a proxy, whichever page or fragment it is."""
+    if session.accessed and any(key in session for key in PERSONAL_SESSION_KEYS):
+        response.cache_control.no_store = True
+        response.cache_control.public = False
+        response.cache_control.max_age = None
+    return response
+
+
+def untrusted_host(error: SecurityError) -> Response:
+    """A Host outside TRUSTED_HOSTS: a plain 400 (no page, so no URL is ever built from that host)."""
+    return Response("Bad request: unknown host.\n", 400, mimetype="text/plain")
 
 
 def reject_nul_bytes() -> None:
@@ -166,6 +187,8 @@ def init_app(app: Flask) -> None:
     app.extensions["security_headers"] = security_headers(app.config)
     app.before_request(reject_nul_bytes)
     app.after_request(add_security_headers)
+    app.after_request(no_store_personal)
+    app.register_error_handler(SecurityError, untrusted_host)
     app.session_interface = SignedCookieSessions()
     # In place of flask-wtf's, which signs on every call (a global for macros, a context variable for pages).
     app.jinja_env.globals["csrf_token"] = csrf_token

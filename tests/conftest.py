@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storefront import create_app
 from storefront.accounts.models import User
-from storefront.extensions import limiter
+from storefront.extensions import clock, limiter
 from tests import services
 from tests.helpers import migrate, staff_login
 
@@ -77,6 +77,14 @@ def client(app, connection):
     limiter.reset()
     app.extensions["redis"].flushall()
     return app.test_client()
+
+
+@pytest.fixture
+def now(monkeypatch):
+    """A clock the test moves by hand."""
+    current = [1_000_000.0]
+    monkeypatch.setattr(clock, "now", lambda: current[0])
+    return current
 
 
 @pytest.fixture

@@ -77,7 +77,9 @@ class LoginAttempt(Base):
     email: Mapped[str] = mapped_column(String(254))
     ip: Mapped[str] = mapped_column(String(45))
     user_agent: Mapped[str] = mapped_column(String(255), default="")
-    outcome: Mapped[str] = mapped_column(String(24))  # success | failed | locked | unverified | disabled
+    outcome: Mapped[str] = mapped_column(
+        String(24)
+    )  # success | failed | locked | slowed | unverified | disabled
 
     __table_args__ = (
         Index("ix_login_attempts_email_created_at", "email", "created_at"),

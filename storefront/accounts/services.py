@@ -1,16 +1,13 @@
-"""Accounts: registration, authentication, password rules and reset tokens, lockout, address book."""
+"""Accounts: registration, authentication, password rules and reset tokens, sign-in records, address book."""
 
 import hashlib
 import hmac
-import json
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyotp
 import qrcode
 import qrcode.image.svg
-import redis
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
@@ -89,6 +86,12 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 def set_password(user: User, password: str) -> None:
     """Change the password and sign out every other session of this account."""
     user.password_hash = hash_password(password)
+    sign_out_everywhere(user)
+
+
+def sign_out_everywhere(user: User) -> None:
+    """End every session and remembered cookie of this account: its session token is in each of them, and a
+    cookie whose token is not the account's current one opens nothing (user_for_login_id)."""
     user.session_token = new_session_token()
 
 
@@ -138,109 +141,11 @@ def read_token(session: Session, secret_key: str, purpose: str, token: str, max_
     return user
 
 
-# --- login attempts and lockout ------------------------------------------------------------------
+# --- login attempts -------------------------------------------------------------------------------
 
 
 def record_attempt(session: Session, email: str, ip: str, user_agent: str, outcome: str) -> None:
     session.add(LoginAttempt(email=email[:254], ip=ip[:45], user_agent=user_agent[:255], outcome=outcome))
-
-
-@dataclass(frozen=True)
-class LockoutPolicy:
-    failures: int = 5
-    window: int = 15 * 60
-    cooloff: int = 15 * 60
-    ip_failures: int = 50
-
-
-@dataclass(frozen=True)
-class Lock:
-    email: str
-    ip: str
-    until: float
-
-    def retry_after(self, now: float) -> int:
-        return max(1, int(self.until - now + 0.999))
-
-
-def _key(*parts: str) -> str:
-    # Hashed so any e-mail is a safe key; the readable values live in the lock index.
-    return "lockout:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
-
-
-LOCK_INDEX = "lockout:index"
-ANY_ACCOUNT = "*"
-
-
-class Lockout:
-    """django-axes-style lockout kept in Redis: N failures of an (account, IP) pair in a moving window
-    lock that pair for a cool-off; many failures from one IP across accounts lock the IP. Times come from
-    the caller, so tests can move the clock; Redis expiry only collects garbage."""
-
-    def __init__(self, client: redis.Redis, policy: LockoutPolicy):
-        self.redis = client
-        self.policy = policy
-
-    def current_lock(self, email: str, ip: str, now: float) -> Lock | None:
-        for key in (_key("lock", email, ip), _key("lock", ANY_ACCOUNT, ip)):
-            raw = self.redis.get(key)
-            if raw:
-                lock = Lock(**json.loads(raw))
-                if lock.until > now:
-                    return lock
-        return None
-
-    def register_failure(self, email: str, ip: str, now: float) -> Lock | None:
-        """Count a failed login; return the lock it caused, if any."""
-        pair = self._count(_key("failures", email, ip), now)
-        per_ip = self._count(_key("failures", ANY_ACCOUNT, ip), now)
-        if pair >= self.policy.failures:
-            return self._lock(email, ip, now)
-        if per_ip >= self.policy.ip_failures:
-            return self._lock(ANY_ACCOUNT, ip, now)
-        return None
-
-    def register_success(self, email: str, ip: str) -> None:
-        self.redis.delete(_key("failures", email, ip))
-
-    def _count(self, key: str, now: float) -> int:
-        pipe = self.redis.pipeline()
-        pipe.zremrangebyscore(key, "-inf", now - self.policy.window)
-        pipe.zadd(key, {f"{now:.6f}:{secrets.token_hex(4)}": now})
-        pipe.zcard(key)
-        pipe.expire(key, self.policy.window)
-        return pipe.execute()[2]
-
-    def _lock(self, email: str, ip: str, now: float) -> Lock:
-        lock = Lock(email=email, ip=ip, until=now + self.policy.cooloff)
-        key = _key("lock", email, ip)
-        pipe = self.redis.pipeline()
-        pipe.set(key, json.dumps(lock.__dict__), ex=self.policy.cooloff + 60)
-        pipe.hset(LOCK_INDEX, key, json.dumps(lock.__dict__))
-        pipe.delete(_key("failures", email, ip))
-        pipe.execute()
-        return lock
-
-    def active_locks(self, now: float) -> list[Lock]:
-        locks = []
-        for key, raw in self.redis.hgetall(LOCK_INDEX).items():
-            lock = Lock(**json.loads(raw))
-            if lock.until > now:
-                locks.append(lock)
-            else:
-                self.redis.hdel(LOCK_INDEX, key)
-        return sorted(locks, key=lambda lock: lock.until)
-
-    def unlock(self, email: str) -> int:
-        """Lift every lock on this account (from any IP) and forget its failures; return how many."""
-        lifted = 0
-        for key, raw in self.redis.hgetall(LOCK_INDEX).items():
-            lock = Lock(**json.loads(raw))
-            if lock.email == email:
-                self.redis.delete(key, _key("failures", email, lock.ip))
-                self.redis.hdel(LOCK_INDEX, key)
-                lifted += 1
-        return lifted
 
 
 # --- address book --------------------------------------------------------------------------------
@@ -383,7 +288,7 @@ def set_disabled(user: User, disabled: bool) -> None:
     """Disable or enable an account. Either way its session token changes, so every browser and remembered
     cookie signed in as it is signed out at its next request."""
     user.is_disabled = disabled
-    user.session_token = new_session_token()
+    sign_out_everywhere(user)
 
 
 def login_attempts(session: Session, email: str, limit: int = 50) -> list[LoginAttempt]:
@@ -396,20 +301,6 @@ def login_attempts(session: Session, email: str, limit: int = 50) -> list[LoginA
             .limit(limit)
         )
     )
-
-
-def locks_for(lockout: Lockout, email: str, now: float) -> list[Lock]:
-    """The lockouts in force on this account, from any IP."""
-    return [lock for lock in lockout.active_locks(now) if lock.email == email]
-
-
-def lift_ip_lock(lockout: Lockout, ip: str) -> bool:
-    """Lift the lock on one IP across all accounts (Lockout.unlock lifts an account's locks)."""
-    key = _key("lock", ANY_ACCOUNT, ip)
-    found = bool(lockout.redis.hexists(LOCK_INDEX, key))
-    lockout.redis.delete(key, _key("failures", ANY_ACCOUNT, ip))
-    lockout.redis.hdel(LOCK_INDEX, key)
-    return found
 
 
 # --- staff: accounts and roles ---
@@ -485,7 +376,7 @@ def clear_second_factor(session: Session, user: User) -> None:
     session of it is signed out (the authenticator may be lost, or in the wrong hands)."""
     user.totp_secret = None
     user.totp_enabled_at = None
-    user.session_token = new_session_token()
+    sign_out_everywhere(user)
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
 
 

@@ -29,6 +29,7 @@ from storefront.accounts.forms import (
     ResetRequestForm,
     SecondFactorForm,
 )
+from storefront.accounts.lockout import Lock, Lockout, for_app
 from storefront.db import get_session
 from storefront.extensions import client_ip, clock, limiter, login_manager, redis_client
 
@@ -73,24 +74,25 @@ def renew_session() -> None:
     flask_session.update(kept)
 
 
-def lockout() -> accounts.Lockout:
-    config = current_app.config
-    policy = accounts.LockoutPolicy(
-        failures=config["LOCKOUT_FAILURES"],
-        window=config["LOCKOUT_WINDOW"],
-        cooloff=config["LOCKOUT_COOLOFF"],
-        ip_failures=config["LOCKOUT_IP_FAILURES"],
-    )
-    return accounts.Lockout(redis_client(), policy)
+def lockout() -> Lockout:
+    return for_app(current_app)
 
 
-def locked_out(lock: accounts.Lock) -> TooManyRequests:
-    minutes = max(1, round(lock.retry_after(clock.now()) / 60))
-    return TooManyRequests(
-        description=f"Too many failed sign-ins. For your security, sign-in is paused for about "
-        f"{minutes} minute{'s' if minutes != 1 else ''}. You can also reset your password.",
-        retry_after=lock.retry_after(clock.now()),
-    )
+def locked_out(lock: Lock) -> TooManyRequests:
+    now = clock.now()
+    if lock.is_slowdown:
+        seconds = lock.retry_after(now)
+        description = (
+            f"Too many failed sign-ins from your network. Please wait {seconds} second"
+            f"{'s' if seconds != 1 else ''} and try again."
+        )
+    else:
+        minutes = max(1, round(lock.retry_after(now) / 60))
+        description = (
+            f"Too many failed sign-ins. For your security, sign-in is paused for about "
+            f"{minutes} minute{'s' if minutes != 1 else ''}. You can also reset your password."
+        )
+    return TooManyRequests(description=description, retry_after=lock.retry_after(now))
 
 
 def account_key() -> str:
@@ -106,6 +108,15 @@ def limit(setting: str, per_account: bool = False):
         error_message=LIMIT_MESSAGE,
         scope=setting.lower(),
     )
+
+
+def stay_signed_in(user) -> None:
+    """Sign this browser in again under the account's new session token (the others stay signed out)."""
+    second_factor_given = flask_session.get("second_factor") is not None
+    renew_session()
+    login_user(user)
+    if second_factor_given:
+        flask_session["second_factor"] = user.session_token
 
 
 def form_page(template: str, form, status: int = 200, **context):
@@ -198,7 +209,7 @@ def login_post():
     guard = lockout()
     lock = guard.current_lock(email, ip, now)
     if lock is not None:
-        accounts.record_attempt(session, email, ip, agent, "locked")
+        accounts.record_attempt(session, email, ip, agent, "slowed" if lock.is_slowdown else "locked")
         session.commit()
         raise locked_out(lock)
     user = accounts.authenticate(session, email, form.password.data)
@@ -304,9 +315,12 @@ def second_factor_post():
 
 @bp.post("/logout")
 def logout():
-    """Sign out and clear the whole session."""
-    logout_user()
+    """Sign out: every cookie of this account stops working (a copied one too), and the session is cleared."""
+    if current_user.is_authenticated:
+        accounts.sign_out_everywhere(current_user._get_current_object())
+        get_session().commit()
     flask_session.clear()
+    logout_user()  # after the clear: it leaves the note that deletes the remember cookie in the session
     flash("You are signed out.", "success")
     return redirect(url_for("catalog.home"), 303)
 
@@ -403,9 +417,20 @@ def change_password_post():
     user = current_user._get_current_object()
     accounts.set_password(user, form.password.data)
     session.commit()
-    renew_session()
-    login_user(user)
+    stay_signed_in(user)
     flash("Your password is changed.", "success")
+    return redirect(url_for(".account"), 303)
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_other_devices():
+    """Sign out every other browser and remembered device of this account; this one stays signed in."""
+    user = current_user._get_current_object()
+    accounts.sign_out_everywhere(user)
+    get_session().commit()
+    stay_signed_in(user)
+    flash("You are signed out on every other device.", "success")
     return redirect(url_for(".account"), 303)
 
 

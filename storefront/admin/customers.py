@@ -1,7 +1,7 @@
 """Staff: customers. Find an account, see its orders and sign-in attempts, lift its lockouts, disable or
 enable it; and every lockout in force, with an unlock button each. Every change is audited."""
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -9,8 +9,8 @@ from wtforms import Form, HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from storefront.accounts import services as accounts
+from storefront.accounts.lockout import ANY_ACCOUNT, for_app
 from storefront.accounts.models import User
-from storefront.accounts.views import lockout
 from storefront.admin import ADMIN_LINKS, bp
 from storefront.audit import services as audit
 from storefront.db import get_session
@@ -35,6 +35,10 @@ class UnlockForm(FlaskForm):
 
 def _staff():
     return current_user._get_current_object()
+
+
+def lockout():
+    return for_app(current_app)
 
 
 def _user(user_id: int) -> User:
@@ -71,7 +75,7 @@ def _detail_context(user: User) -> dict:
         "orders": orders.for_customer(session, user.id, user.email),
         "addresses": accounts.addresses(session, user),
         "attempts": accounts.login_attempts(session, user.email),
-        "locks": accounts.locks_for(lockout(), user.email, clock.now()),
+        "locks": lockout().locks_for(user.email, clock.now()),
         "labels": orders.LABELS,
         "now": clock.now(),
     }
@@ -111,6 +115,11 @@ def _set_disabled(user_id: int, disabled: bool):
     )
     session.commit()
     message = "Account disabled and signed out everywhere." if disabled else "Account enabled."
+    return _account_answer(user, message)
+
+
+def _account_answer(user: User, message: str):
+    """The account block with the message for HTMX; otherwise back to the account's page."""
     if is_htmx():
         return render_template("admin/customers/_account.html", user=user, account_message=message)
     flash(message, "success")
@@ -129,12 +138,26 @@ def customer_enable(user_id: int):
     return _set_disabled(user_id, False)
 
 
+@bp.post("/customers/<int:user_id>/sign-out")
+def customer_sign_out(user_id: int):
+    """Sign an account out of every browser and remembered device (a shared or stolen cookie stops working)."""
+    user = _user(user_id)
+    if user.is_staff and _staff().role != "admin":
+        abort(403)  # a staff account is a permission matter: the admin role only
+    session = get_session()
+    accounts.sign_out_everywhere(user)
+    audit.record(session, _staff(), "customer.sign_out", "user", user.id, None, None, ip=client_ip())
+    session.commit()
+    message = "Signed out everywhere."
+    return _account_answer(user, message)
+
+
 @bp.post("/customers/<int:user_id>/unlock")
 def customer_unlock(user_id: int):
     """Lift every lockout on this account, from any IP."""
     user = _user(user_id)
     guard = lockout()
-    ips = ", ".join(sorted(lock.ip for lock in accounts.locks_for(guard, user.email, clock.now())))
+    ips = ", ".join(sorted(lock.ip for lock in guard.locks_for(user.email, clock.now())))
     lifted = guard.unlock(user.email)
     session = get_session()
     audit.record(
@@ -163,13 +186,13 @@ def customer_unlock(user_id: int):
 def _lockouts_context(**extra) -> dict:
     now = clock.now()
     locks = lockout().active_locks(now)
-    emails = {lock.email for lock in locks if lock.email != accounts.ANY_ACCOUNT}
+    emails = {lock.email for lock in locks if lock.email != ANY_ACCOUNT}
     users = (
         dict(get_session().execute(select(User.email, User.id).where(User.email.in_(emails))).tuples().all())
         if emails
         else {}
     )
-    return {"locks": locks, "user_ids": users, "now": now, "any_account": accounts.ANY_ACCOUNT, **extra}
+    return {"locks": locks, "user_ids": users, "now": now, "any_account": ANY_ACCOUNT, **extra}
 
 
 @bp.get("/lockouts")
@@ -182,18 +205,18 @@ def lockout_list():
 def lockout_unlock():
     """Lift a lockout: an account's (from every IP, like `flask unlock`), or an IP's across accounts."""
     form = UnlockForm()
-    if not form.validate() or (form.email.data == accounts.ANY_ACCOUNT and not form.ip.data):
+    if not form.validate() or (form.email.data == ANY_ACCOUNT and not form.ip.data):
         message, status = "Choose a lockout to lift.", 422
     else:
         guard = lockout()
         session = get_session()
-        if form.email.data == accounts.ANY_ACCOUNT:
-            lifted = int(accounts.lift_ip_lock(guard, form.ip.data))
+        if form.email.data == ANY_ACCOUNT:
+            lifted = int(guard.lift_slowdown(form.ip.data))
             entity, entity_id, before = "lockout", form.ip.data, {"ip_locked": form.ip.data}
             after = {"ip_locked": None}
         else:
             email = form.email.data.strip().lower()
-            ips = ", ".join(sorted(lock.ip for lock in accounts.locks_for(guard, email, clock.now())))
+            ips = ", ".join(sorted(lock.ip for lock in guard.locks_for(email, clock.now())))
             lifted = guard.unlock(email)
             user_id = session.scalar(select(User.id).where(User.email == email))
             entity, entity_id = ("user", user_id) if user_id else ("lockout", email[:64])

@@ -33,13 +33,24 @@ def max_per_line() -> int:
 
 
 class WholeNumberField(IntegerField):
-    """Only plain ASCII digits: no signs, decimals, exponents, underscores or other scripts' digits."""
+    """Only plain ASCII digits: no decimals, exponents, underscores or other scripts' digits. A negative or
+    too long number is kept as out of range (0), so the range check below says what is allowed."""
 
     def process_formdata(self, valuelist):
-        if valuelist and not re.fullmatch(r"[0-9]{1,9}", valuelist[0].strip()):
+        text = valuelist[0].strip() if valuelist else ""
+        if valuelist and re.fullmatch(r"-[0-9]+|[0-9]{10,}", text):
+            self.data = 0
+            return
+        if valuelist and not re.fullmatch(r"[0-9]{1,9}", text):
             self.data = None
-            raise ValueError("Enter a whole number." if valuelist[0].strip() else "Enter a quantity.")
+            raise ValueError("Enter a whole number." if text else "Enter a quantity.")
         super().process_formdata(valuelist)
+
+
+def quantity_in_range(form, field) -> None:
+    NumberRange(min=1, max=max_per_line(), message=f"Enter a quantity from 1 to {max_per_line()}.")(
+        form, field
+    )
 
 
 class AddForm(FlaskForm):
@@ -54,18 +65,14 @@ class AddForm(FlaskForm):
     )
 
     def validate_quantity(self, field):
-        NumberRange(min=1, max=max_per_line(), message=f"Enter a whole number from 1 to {max_per_line()}.")(
-            self, field
-        )
+        quantity_in_range(self, field)
 
 
 class QuantityForm(FlaskForm):
     quantity = WholeNumberField("Quantity", validators=[InputRequired(message="Enter a quantity.")])
 
     def validate_quantity(self, field):
-        NumberRange(min=1, max=max_per_line(), message=f"Enter a whole number from 1 to {max_per_line()}.")(
-            self, field
-        )
+        quantity_in_range(self, field)
 
 
 def first_error(form) -> str:

@@ -9,7 +9,7 @@ from wtforms import BooleanField, DecimalField, Form, IntegerField, SelectChoice
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from storefront.catalog import services as catalog
-from storefront.db import get_session
+from storefront.db import get_session, read_session
 from storefront.extensions import clock
 from storefront.htmx import render
 from storefront.security import csrf_token
@@ -61,7 +61,7 @@ def cached_product(slug: str) -> catalog.ProductPage | None:
     """The product page's snapshot: no query while it is fresh; it ends early at a sale's start or end."""
 
     def load(now: float):
-        found = catalog.product_page(get_session(), datetime.fromtimestamp(now, UTC), slug=slug)
+        found = catalog.product_page(read_session(), datetime.fromtimestamp(now, UTC), slug=slug)
         return found, found.valid_until.timestamp() if found and found.valid_until else None
 
     return catalog_cache().products.get(slug, cache_seconds(), load)
@@ -70,7 +70,7 @@ def cached_product(slug: str) -> catalog.ProductPage | None:
 def cached_categories() -> tuple[catalog.CategoryInfo, ...]:
     """Every category, for filters and links."""
     return catalog_cache().listings.get(
-        "categories", cache_seconds(), lambda _now: (catalog.category_infos(get_session()), None)
+        "categories", cache_seconds(), lambda _now: (catalog.category_infos(read_session()), None)
     )
 
 
@@ -80,7 +80,7 @@ def cached_listing(query: catalog.ListingQuery) -> catalog.Page:
     return catalog_cache().listings.get(
         (query, per_page),
         cache_seconds(),
-        lambda _now: (catalog.list_products(get_session(), query, per_page), None),
+        lambda _now: (catalog.list_products(read_session(), query, per_page), None),
     )
 
 
@@ -176,7 +176,7 @@ def stock_state_filter(variant_or_available):
 @bp.get("/")
 def home():
     """The home page: the featured drop and the categories."""
-    session = get_session()
+    session = read_session()
     return render_template(
         "catalog/home.html",
         drop=catalog.running_sale_products(session, datetime.now(UTC)),

@@ -152,17 +152,31 @@ def summary():
 
 
 def shopper_key() -> str:
-    """Checkout's per-shopper limit key: the account, or the anonymous cart."""
+    """Checkout's per-shopper limit key: the account, else the anonymous cart, else the session (never the
+    address, which a drop's shoppers may share)."""
     if current_user.is_authenticated:
         return f"user:{current_user.id}"
-    return f"cart:{flask_session.get('cart_id', client_ip())}"
+    if "cart_id" in flask_session:
+        return f"cart:{flask_session['cart_id']}"
+    return f"session:{flask_session.get('csrf_token', client_ip())}"  # CSRF checked: every POST has one
+
+
+def email_key() -> str:
+    """The same shopper in another session or browser: the e-mail the order is for (none yet: the session)."""
+    email = request.form.get("email", "").strip().lower()[:254]
+    return f"email:{email}" if email else shopper_key()
+
+
+def shopper_limit(key_func, scope: str):
+    return limiter.limit(
+        lambda: current_app.config["CHECKOUT_LIMIT_PER_SHOPPER"], key_func=key_func, scope=scope
+    )
 
 
 @bp.post("")
 @limiter.limit(lambda: current_app.config["CHECKOUT_LIMIT_PER_IP"], key_func=client_ip, scope="checkout-ip")
-@limiter.limit(
-    lambda: current_app.config["CHECKOUT_LIMIT_PER_SHOPPER"], key_func=shopper_key, scope="checkout-shopper"
-)
+@shopper_limit(shopper_key, "checkout-shopper")
+@shopper_limit(email_key, "checkout-email")
 def place():
     """Place the order: one short transaction, then the status page while the payment runs."""
     cart = _cart()

@@ -1,0 +1,1 @@
+"""Logical backups of the database and the drill that restores them."""
