@@ -8,7 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from storefront import db, errors, security
 from storefront.config import load_config
-from storefront.extensions import csrf, init_redis, limiter, login_manager
+from storefront.extensions import csrf, init_redis, limiter, login_manager, refuse_unchecked_limits
 from storefront.payments import gateway
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +50,7 @@ def configure_logging(app: Flask) -> None:
 
 def configure_extensions(app: Flask) -> None:
     csrf.init_app(app)
+    refuse_unchecked_limits(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"

@@ -1,5 +1,6 @@
 """Extension instances, created unbound; create_app() binds them in init_app."""
 
+import functools
 import time
 
 import fakeredis
@@ -15,27 +16,31 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-class ViewLimiter(Limiter):
-    """flask-limiter for per-view limits only (`@limiter.limit`), which their decorators check.
+def check_limits(view):
+    """Check the view's own `@limiter.limit` declarations when it runs: once, however many are stacked.
 
-    flask-limiter also walks every request's view, blueprint and exemptions in a before_request hook, to apply
-    default, application and blueprint limits: ~0.1 ms on each product page, the busiest page of a drop, for
-    limits this shop does not have. This skips that walk, and refuses to start with such limits configured,
-    since they would silently not apply.
+    The limiter is built with auto_check off, the library's way to skip its before_request hook, which walks
+    every request's view, blueprint and exemptions for default and application limits (~0.1 ms on each product
+    page, the busiest page of a drop) that this shop does not have. `Limiter.check()` is its public call for
+    checking the limits of the view being served.
     """
 
-    def init_app(self, app: Flask) -> None:
-        if app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION"):
-            raise RuntimeError("only per-view rate limits (@limiter.limit) are checked; see ViewLimiter")
-        super().init_app(app)
+    @functools.wraps(view)  # the same qualified name, by which the limiter finds the view's declared limits
+    def checked(*args, **kwargs):
+        limiter.check()
+        return view(*args, **kwargs)
 
-    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
-        if not in_middleware:
-            super()._check_request_limit(callable_name, in_middleware)
+    return checked
+
+
+def refuse_unchecked_limits(app: Flask) -> None:
+    """Default or application-wide limits would never be checked (auto_check is off): refuse to start."""
+    if app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION"):
+        raise RuntimeError("only per-view rate limits (@check_limits with @limiter.limit) are checked")
 
 
 csrf = CSRFProtect()
-limiter = ViewLimiter(key_func=client_ip, default_limits=[])
+limiter = Limiter(key_func=client_ip, default_limits=[], auto_check=False)
 login_manager = LoginManager()
 
 

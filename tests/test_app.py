@@ -61,10 +61,8 @@ def test_unexpected_exception_is_a_500_page_without_traceback(database_url, medi
     assert "Something went wrong on our side" in body and "secret internals" not in body
 
 
-def test_rate_limited_request_gets_429_with_retry_after(database_url, media_folder):
-    from storefront.extensions import limiter
-
-    app = create_app(
+def limited_app(database_url, media_folder):
+    return create_app(
         {
             "SECRET_KEY": "x",
             "DATABASE_URL": database_url,
@@ -73,7 +71,14 @@ def test_rate_limited_request_gets_429_with_retry_after(database_url, media_fold
         }
     )
 
+
+def test_rate_limited_request_gets_429_with_retry_after(database_url, media_folder):
+    from storefront.extensions import check_limits, limiter
+
+    app = limited_app(database_url, media_folder)
+
     @app.get("/limited")
+    @check_limits
     @limiter.limit("1/minute")
     def limited():
         return "ok"
@@ -86,9 +91,25 @@ def test_rate_limited_request_gets_429_with_retry_after(database_url, media_fold
     assert "Slow down" in response.get_data(as_text=True)
 
 
+def test_stacked_limits_count_each_request_once(database_url, media_folder):
+    from storefront.extensions import check_limits, limiter
+
+    app = limited_app(database_url, media_folder)
+
+    @app.get("/twice-limited")
+    @check_limits
+    @limiter.limit("3/minute", scope="first")
+    @limiter.limit("3/minute", scope="second")
+    def twice_limited():
+        return "ok"
+
+    client = app.test_client()
+    assert [client.get("/twice-limited").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
 @pytest.mark.parametrize("setting", ["RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION"])
 def test_limits_that_no_view_decorator_would_check_refuse_to_start(database_url, media_folder, setting):
-    """Only per-view limits are checked (storefront.extensions.ViewLimiter), so a default or application-wide
+    """Only per-view limits are checked (storefront.extensions.check_limits), so a default or application-wide
     limit must stop the app rather than silently not apply."""
     config = {"SECRET_KEY": "x", "DATABASE_URL": database_url, "MEDIA_FOLDER": str(media_folder)}
     with pytest.raises(RuntimeError, match="per-view"):

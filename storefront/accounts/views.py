@@ -31,7 +31,7 @@ from storefront.accounts.forms import (
 )
 from storefront.accounts.lockout import Lock, Lockout, for_app
 from storefront.db import get_session
-from storefront.extensions import client_ip, clock, limiter, login_manager, redis_client
+from storefront.extensions import check_limits, client_ip, clock, limiter, login_manager, redis_client
 
 bp = Blueprint("accounts", __name__)
 
@@ -134,6 +134,7 @@ def register():
 
 
 @bp.post("/register")
+@check_limits
 @limit("REGISTER_LIMIT")
 def register_post():
     """Create an account; an address already registered gets the same answer and an e-mail instead."""
@@ -196,6 +197,7 @@ def login():
 
 
 @bp.post("/login")
+@check_limits
 @limit("LOGIN_LIMIT_PER_IP")
 @limit("LOGIN_LIMIT_PER_ACCOUNT", per_account=True)
 def login_post():
@@ -277,6 +279,7 @@ def second_factor():
 
 
 @bp.post("/login/verify")
+@check_limits
 @limit("LOGIN_LIMIT_PER_IP")
 def second_factor_post():
     """Check the TOTP or a recovery code (each usable once), behind the same lockout as the password."""
@@ -335,6 +338,7 @@ def reset_request():
 
 
 @bp.post("/password/reset")
+@check_limits
 @limit("RESET_LIMIT")
 @limit("RESET_LIMIT", per_account=True)
 def reset_request_post():
@@ -364,6 +368,7 @@ def reset_password(token: str):
 
 
 @bp.post("/password/reset/<token>")
+@check_limits
 @limit("RESET_LIMIT")
 def reset_password_post(token: str):
     """Set the new password; the link stops working and every other session is signed out."""
@@ -402,6 +407,7 @@ def change_password():
 
 @bp.post("/account/password")
 @login_required
+@check_limits
 @limit("LOGIN_LIMIT_PER_IP")
 def change_password_post():
     """Change the password after checking the current one; other sessions are signed out."""

@@ -22,7 +22,7 @@ from wtforms.validators import InputRequired, NumberRange
 from storefront.cart import services as carts
 from storefront.catalog import services as catalog
 from storefront.db import autocommit_session, get_session
-from storefront.extensions import limiter
+from storefront.extensions import check_limits, limiter
 from storefront.htmx import is_htmx
 
 bp = Blueprint("cart", __name__)
@@ -149,6 +149,7 @@ def badge():
 
 
 @bp.post("/add")
+@check_limits
 @limiter.limit(lambda: current_app.config["ADD_TO_CART_LIMIT"])
 def add():
     """Add a variant to the cart: a status message and the badge for HTMX, a 303 to the cart otherwise."""

@@ -19,7 +19,7 @@ from storefront.accounts.forms import COUNTRIES, AddressForm
 from storefront.cart import services as carts
 from storefront.checkout import services as checkout
 from storefront.db import get_session
-from storefront.extensions import client_ip, limiter, redis_client
+from storefront.extensions import check_limits, client_ip, limiter, redis_client
 from storefront.htmx import is_htmx
 from storefront.orders import services as orders
 
@@ -174,6 +174,7 @@ def shopper_limit(key_func, scope: str):
 
 
 @bp.post("")
+@check_limits
 @limiter.limit(lambda: current_app.config["CHECKOUT_LIMIT_PER_IP"], key_func=client_ip, scope="checkout-ip")
 @shopper_limit(shopper_key, "checkout-shopper")
 @shopper_limit(email_key, "checkout-email")
