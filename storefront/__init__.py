@@ -26,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     configure_logging(app)
     db.init_app(app)
     configure_extensions(app)
+    configure_flags(app)
     register_blueprints(app)
     configure_media(app)
     errors.init_app(app)
@@ -59,6 +60,12 @@ def configure_extensions(app: Flask) -> None:
     gateway.init_app(app)
 
 
+def configure_flags(app: Flask) -> None:
+    from storefront.flags import services as flags
+
+    flags.init_app(app)
+
+
 def register_blueprints(app: Flask) -> None:
     from storefront.accounts.views import bp as accounts_bp
     from storefront.admin import bp as admin_bp
@@ -89,5 +96,13 @@ def configure_media(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     from storefront import cli
 
-    for command in (cli.seed_demo, cli.stock, cli.lockouts, cli.unlock, cli.sweep, cli.create_staff):
+    for command in (
+        cli.seed_demo,
+        cli.stock,
+        cli.lockouts,
+        cli.unlock,
+        cli.sweep,
+        cli.create_staff,
+        cli.flags_cli,
+    ):
         app.cli.add_command(command)
