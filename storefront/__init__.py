@@ -72,9 +72,11 @@ def register_blueprints(app: Flask) -> None:
     from storefront.cart.views import bp as cart_bp
     from storefront.catalog.views import bp as catalog_bp
     from storefront.checkout.views import bp as checkout_bp
+    from storefront.health.views import bp as health_bp
     from storefront.orders.views import bp as orders_bp
     from storefront.payments.views import bp as payments_bp
 
+    app.register_blueprint(health_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(cart_bp, url_prefix="/cart")
