@@ -1,6 +1,5 @@
 """Storefront: a server-rendered shop built for flash sales."""
 
-import logging
 from pathlib import Path
 
 from flask import Flask, send_from_directory
@@ -45,8 +44,10 @@ def configure(app: Flask, config: dict | None) -> None:
 
 
 def configure_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from storefront import logs, observability
+
+    logs.configure(app)
+    observability.init_sentry(app)
 
 
 def configure_extensions(app: Flask) -> None:
