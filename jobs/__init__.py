@@ -7,7 +7,7 @@ import time
 from flask import Flask, current_app, has_app_context
 from rq import get_current_job
 
-from storefront import logs, observability
+from storefront import logs, metrics, observability
 
 log = logging.getLogger("storefront.jobs")
 
@@ -48,6 +48,7 @@ def job(func):
             raise
         finally:
             seconds = time.perf_counter() - started
+            metrics.observe_job(name, outcome, seconds)
             log.info(
                 "job %s %s",
                 name,

@@ -26,6 +26,8 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     configure_extensions(app)
     configure_flags(app)
+    configure_metrics(app)
+    configure_alerts(app)
     register_blueprints(app)
     configure_media(app)
     errors.init_app(app)
@@ -65,6 +67,18 @@ def configure_flags(app: Flask) -> None:
     from storefront.flags import services as flags
 
     flags.init_app(app)
+
+
+def configure_metrics(app: Flask) -> None:
+    from storefront import metrics
+
+    metrics.init_app(app)
+
+
+def configure_alerts(app: Flask) -> None:
+    from storefront.alerts import services as alerts
+
+    alerts.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -25,8 +25,8 @@ SECRET_KEY = re.compile(
     r"card|cvv|cvc|datavalue|datadescriptor|otp|totp|recovery|dsn",
     re.IGNORECASE,
 )
-# 13 to 19 digits, optionally grouped by spaces or dashes: what a card number looks like.
-CARD_LIKE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# 13 to 19 digits, optionally grouped by spaces or dashes, standing alone (not inside an id): a card number.
+CARD_LIKE = re.compile(r"(?<![\w.])(?:\d[ -]?){12,18}\d(?![\w.])")
 # key=value and "key": "value" pairs inside free text (query strings, exception messages, SQL parameters).
 SECRET_PAIR = re.compile(
     r"(?P<key>[\w.-]*(?:pass(?:word|wd)?|secret|token|nonce|cookie|session|csrf|api[_-]?key|signature|"

@@ -41,6 +41,9 @@ def app(database_url, media_folder):
             "CATALOG_CACHE_SECONDS": 0,
             # Flags are read afresh on every check, inside each test's transaction; test_flags.py caches.
             "FLAGS_CACHE_SECONDS": 0,
+            # Counted in every test, so the request hooks run everywhere; test_metrics.py reads them.
+            "METRICS_ENABLED": True,
+            "METRICS_TOKEN": "test-metrics-token",
         }
     )
 

@@ -29,6 +29,7 @@ from storefront.accounts.forms import (
     ResetRequestForm,
     SecondFactorForm,
 )
+from storefront.alerts import services as alerts
 from storefront.db import get_session
 from storefront.extensions import client_ip, clock, limiter, login_manager, redis_client
 
@@ -207,6 +208,7 @@ def login_post():
         session.commit()
         lock = guard.register_failure(email, ip, now)
         if lock is not None:
+            alerts.login_locked(lock)
             raise locked_out(lock)
         form.password.errors.append("The e-mail or password is not right.")
         return form_page("accounts/login.html", form)

@@ -4,8 +4,6 @@ import functools
 import logging
 
 import redis
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +16,9 @@ log = logging.getLogger(__name__)
 @functools.cache
 def code_heads() -> frozenset[str]:
     """The migration heads this code was written for (read from alembic/versions once per process)."""
+    from alembic.config import Config  # only when first asked: importing alembic logs its plugin set-up
+    from alembic.script import ScriptDirectory
+
     return frozenset(ScriptDirectory.from_config(Config(str(ROOT / "alembic.ini"))).get_heads())
 
 
