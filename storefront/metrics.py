@@ -162,7 +162,7 @@ class ShopCollector:
         for name in QUEUES:
             queue = Queue(name, connection=redis_client())
             depth.add_metric([name], queue.count)
-            first = queue.get_job_ids(0, 0)
+            first = queue.get_job_ids(0, 1)
             job = queue.fetch_job(first[0]) if first else None
             age = (
                 (datetime.now(UTC) - job.enqueued_at.replace(tzinfo=UTC)).total_seconds()

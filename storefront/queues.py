@@ -37,6 +37,8 @@ def enqueue_in(delay: timedelta, func, *args, queue: str = "default"):
     sweeps (`flask --app wsgi sweep`, or `rq cron jobs.schedule`) pick the work up instead."""
     target = get_queue(queue)
     if not target.is_async:
-        log.info("no scheduler in-process: %s(%s) is left to the sweeps", func.__name__, args)
+        log.info(
+            "no scheduler in-process: %s(%s) is left to the sweeps", getattr(func, "__name__", func), args
+        )
         return None
     return target.enqueue_in(delay, func, *args, meta=_meta())

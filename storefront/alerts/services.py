@@ -263,7 +263,7 @@ def check_queues(now: datetime) -> list[str]:
     stuck = []
     for name in queues.QUEUES:
         queue = Queue(name, connection=redis_client())
-        first = queue.get_job_ids(0, 0)
+        first = queue.get_job_ids(0, 1)
         job = queue.fetch_job(first[0]) if first else None
         if job is None or job.enqueued_at is None:
             continue
