@@ -2,7 +2,7 @@
 
 from rq import cron
 
-from jobs import alerts, maintenance
+from jobs import alerts, dashboard, maintenance
 
 cron.register(maintenance.release_expired_reservations, queue_name="default", interval=30)
 cron.register(maintenance.redrive_lost_orders, queue_name="default", interval=30)
@@ -11,3 +11,4 @@ cron.register(maintenance.redrive_payment_operations, queue_name="default", inte
 cron.register(maintenance.recheck_held_payments, queue_name="default", interval=300)
 cron.register(maintenance.purge_abandoned_carts, queue_name="default", cron="17 4 * * *")
 cron.register(alerts.check, queue_name="default", interval=60)
+cron.register(dashboard.sample, queue_name="default", interval=60)

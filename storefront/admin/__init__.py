@@ -73,6 +73,7 @@ from storefront.admin import (  # noqa: E402, F401  (their routes join bp; menu 
     dashboard,
     flags,
     jobs,
+    live,
     orders,
     products,
     sales,
