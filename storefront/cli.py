@@ -8,6 +8,7 @@ from flask import current_app, url_for
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from storefront import progress
 from storefront.accounts.views import lockout
 from storefront.catalog.models import Product, Variant
 from storefront.db import get_session
@@ -28,7 +29,10 @@ def seed_demo(products: int, flash_stock: int, if_empty: bool) -> None:
         click.echo("catalog already has products; nothing to do")
         return
     try:
-        summary = build_demo(session, Path(current_app.config["MEDIA_FOLDER"]), products, flash_stock)
+        with progress.bar(products, "Building the demo catalog") as done:
+            summary = build_demo(
+                session, Path(current_app.config["MEDIA_FOLDER"]), products, flash_stock, progress=done.update
+            )
     except ValueError as error:
         raise click.ClickException(str(error)) from error
     session.commit()
