@@ -120,11 +120,18 @@ def test_a_staff_sign_in_from_a_new_address_is_alerted_once_per_address(app, cli
     assert "203.0.113.5" in slack.received[1].text()
 
 
-def test_an_order_refused_for_stock_is_an_oversell_alert(app, slack):
+def test_an_order_refused_for_stock_during_a_sale_is_an_oversell_alert(app, session, slack):
+    from storefront.catalog.models import Sale
     from storefront.checkout.services import OutOfStock, Shortage
 
+    refused = OutOfStock([Shortage("Ring", 2, 0)])
     with app.test_request_context():
-        alerts.order_refused(OutOfStock([Shortage("Ring", 2, 0)]))
+        alerts.order_refused(refused, session)  # no sale running: a plain sold-out, no alert
+        assert titles(slack) == []
+        now = datetime.now(UTC)
+        session.add(Sale(name="Drop", starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1)))
+        session.flush()
+        alerts.order_refused(refused, session)
     assert titles(slack) == ["Order refused: not enough stock"]
     assert "Ring is sold out." in slack.received[0].text()
 

@@ -162,15 +162,19 @@ def order_placed() -> None:
     metrics.place_order("accepted")
 
 
-def order_refused(error: Exception) -> None:
-    """Place order refused: sold out (the stock guard refused a reserve: an oversell attempt) or otherwise."""
+def order_refused(error: Exception, session: Session) -> None:
+    """Place order refused: sold out (the stock guard refused a reserve; during a sale, an oversell attempt
+    worth an alert) or for another reason."""
+    from storefront.catalog.models import Sale
     from storefront.checkout.services import OutOfStock
 
-    if isinstance(error, OutOfStock):
-        metrics.place_order("sold_out")
-        notify("oversell_attempt", refused=str(error), ip=client_ip() if has_request_context() else "")
-    else:
+    if not isinstance(error, OutOfStock):
         metrics.place_order("refused")
+        return
+    metrics.place_order("sold_out")
+    now = datetime.now(UTC)
+    if session.scalar(select(Sale.id).where(Sale.starts_at <= now, Sale.ends_at > now).limit(1)) is not None:
+        notify("oversell_attempt", refused=str(error), ip=client_ip() if has_request_context() else "")
 
 
 def login_locked(lock) -> None:

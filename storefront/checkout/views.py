@@ -194,7 +194,7 @@ def place():
         return _to_status(placed.order)
     except checkout.CheckoutError as refused:
         session.rollback()
-        alerts.order_refused(refused)
+        alerts.order_refused(refused, session)
         return _page(form, _cart(), 409, error=str(refused))
     except IntegrityError:
         session.rollback()  # the same key won a race from another submit: answer with that order
