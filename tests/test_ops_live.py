@@ -16,7 +16,9 @@ from tests.helpers import migrate
 from tests.sink import Sink
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("ops-live")]
-WINDOW = 30  # seconds of the alert storm window: far longer than the storm takes (15 slow sign-ins, a loaded box)
+WINDOW = (
+    30  # seconds of the alert storm window: far longer than the storm takes (15 slow sign-ins, a loaded box)
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,9 @@ def test_a_lockout_storm_is_one_message_and_one_summary(ops):
             shopper.post(
                 "/login", {"email": email, "password": "wrong wrong wrong", "csrf_token": shopper.csrf}
             )
-    live.wait_for(lambda: len(sink.received) - already >= 2, WINDOW + 30, "the lockout message and its summary")
+    live.wait_for(
+        lambda: len(sink.received) - already >= 2, WINDOW + 30, "the lockout message and its summary"
+    )
     time.sleep(2)  # anything else the storm might (wrongly) have sent has had time to arrive
     texts = [json.loads(r.body)["text"] for r in sink.received[already:]]
     assert texts == ["Login lockout", "2 more login lockouts in the last 1 minute"]
