@@ -41,3 +41,18 @@ def post_fork(server, worker):
 
     for engine in engines(app):
         engine.dispose(close=False)
+
+
+def on_starting(server):
+    # Prometheus multiprocess files of processes that are gone would be added up for ever.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from storefront.metrics import prune_dead_files
+
+        prune_dead_files(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

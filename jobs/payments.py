@@ -7,13 +7,14 @@ the same nonce and invoice number inside the duplicate window, so the gateway ca
 """
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from flask import current_app
 
 from jobs import job
-from storefront import queues
+from storefront import metrics, queues
 from storefront.db import get_session
 from storefront.orders import services as orders
 from storefront.payments import services as payments
@@ -153,6 +154,7 @@ def _record_answer(session, attempt: PaymentAttempt, order, answer: Result | Tra
 
 def _ask_gateway(gateway, capture: bool, attempt: PaymentAttempt, order) -> Result | Transaction:
     """The charge's answer, or the gateway's record of it when this was a resend (no database here)."""
+    started = time.perf_counter()
     result = gateway.charge(
         amount=attempt.amount,
         nonce_descriptor=attempt.nonce_descriptor,
@@ -165,6 +167,7 @@ def _ask_gateway(gateway, capture: bool, attempt: PaymentAttempt, order) -> Resu
         name=order.ship_name,
         # No billing ZIP of our own: Accept.js put the one the shopper typed into the nonce, for AVS.
     )
+    metrics.observe_payment(result.outcome, time.perf_counter() - started)
     if result.duplicate and result.trans_id:
         # The gateway already has this charge (a resend); its record says how it ended.
         try:

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -117,6 +118,32 @@ def load_config(instance_path: str) -> dict:
         "PAGE_SIZE": int(os.environ.get("PAGE_SIZE", "24")),
         "LOW_STOCK_THRESHOLD": int(os.environ.get("LOW_STOCK_THRESHOLD", "10")),
         "STOCK_POLL_SECONDS": int(os.environ.get("STOCK_POLL_SECONDS", "5")),
+        # Logs: JSON lines in production (one per request, with its request id), a human format otherwise.
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT") or ("json" if production else "text"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
+        # Sentry: nothing is sent without a DSN. Release defaults to the git commit, environment to STOREFRONT_ENV.
+        "SENTRY_DSN": os.environ.get("SENTRY_DSN") or None,
+        "SENTRY_ENVIRONMENT": os.environ.get("SENTRY_ENVIRONMENT") or None,
+        "SENTRY_RELEASE": os.environ.get("SENTRY_RELEASE") or None,
+        "SENTRY_TRACES_SAMPLE_RATE": float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
+        # Prometheus: counted when enabled; /metrics answers these addresses, or a bearer METRICS_TOKEN.
+        "METRICS_ENABLED": _bool(os.environ.get("METRICS_ENABLED"), default=production),
+        "METRICS_ALLOWED_IPS": os.environ.get("METRICS_ALLOWED_IPS", "127.0.0.1,::1"),
+        "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None,
+        # Slack alerts: nothing is sent without a webhook; ALERTS_OFF names events to keep quiet.
+        "SLACK_WEBHOOK_URL": os.environ.get("SLACK_WEBHOOK_URL") or None,
+        "SLACK_TIMEOUT": float(os.environ.get("SLACK_TIMEOUT", "5")),
+        "ALERTS_OFF": frozenset(e.strip() for e in os.environ.get("ALERTS_OFF", "").split(",") if e.strip()),
+        "ALERT_WINDOW_SECONDS": int(os.environ.get("ALERT_WINDOW_SECONDS", "300")),
+        "ALERT_BIG_ORDER": Decimal(os.environ["ALERT_BIG_ORDER"])
+        if os.environ.get("ALERT_BIG_ORDER")
+        else None,
+        "ALERT_DECLINE_RATE": float(os.environ.get("ALERT_DECLINE_RATE", "0.3")),
+        "ALERT_DECLINE_MIN": int(os.environ.get("ALERT_DECLINE_MIN", "20")),
+        "ALERT_DECLINE_WINDOW": int(os.environ.get("ALERT_DECLINE_WINDOW", "600")),
+        "ALERT_QUEUE_STUCK_MINUTES": int(os.environ.get("ALERT_QUEUE_STUCK_MINUTES", "5")),
+        # Seconds a process trusts its copy of the feature flags; a change published on Redis ends it sooner.
+        "FLAGS_CACHE_SECONDS": float(os.environ.get("FLAGS_CACHE_SECONDS", "2")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production or _bool(os.environ.get("SESSION_COOKIE_SECURE")),

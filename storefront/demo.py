@@ -276,8 +276,11 @@ def _names(rng: random.Random, count: int) -> list[tuple[str, Kind]]:
     return names
 
 
-def seed_demo(session: Session, media_folder: Path, products: int = 1000, flash_stock: int = 100) -> dict:
-    """Create the demo catalog's missing pieces and set the flash-sale SKU's stock; never duplicates."""
+def seed_demo(
+    session: Session, media_folder: Path, products: int = 1000, flash_stock: int = 100, progress=None
+) -> dict:
+    """Create the demo catalog's missing pieces and set the flash-sale SKU's stock; never duplicates.
+    `progress(n)` (optional) hears of every n products gone through."""
     rng = random.Random(2026)
     now = datetime.now(UTC)
     pool = write_image_pool(media_folder)
@@ -287,6 +290,8 @@ def seed_demo(session: Session, media_folder: Path, products: int = 1000, flash_
     for index, (name, kind) in enumerate(_names(rng, products), start=1):
         # Draw every product's random values even when it exists, so a rerun builds the same catalog.
         product = _product(rng, index, name, kind, categories[kind.slug], pool, now)
+        if progress is not None:
+            progress(1)
         if product.slug in existing:
             continue
         session.add(product)

@@ -17,6 +17,7 @@ from limits import RateLimitItemPerSecond
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
 
+from storefront.alerts import services as alerts
 from storefront.extensions import limiter
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,9 @@ class Lock:
 
 
 def on_lockout(lock: Lock) -> None:
-    """Called once when a pair is locked or an address starts being slowed down: the hook for staff alerts."""
+    """Called once when a pair is locked or an address starts being slowed down: staff get a Slack alert."""
     log.warning("sign-in %s: %s from %s", "slowed" if lock.is_slowdown else "locked", lock.email, lock.ip)
+    alerts.login_locked(lock)
 
 
 def _key(*parts: str) -> str:

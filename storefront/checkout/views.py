@@ -16,6 +16,7 @@ from jobs import payments as payment_jobs
 from storefront import queues
 from storefront.accounts import services as accounts
 from storefront.accounts.forms import COUNTRIES, AddressForm
+from storefront.alerts import services as alerts
 from storefront.cart import services as carts
 from storefront.checkout import services as checkout
 from storefront.db import get_session
@@ -208,6 +209,7 @@ def place():
         return _to_status(placed.order)
     except checkout.CheckoutError as refused:
         session.rollback()
+        alerts.order_refused(refused, session)
         return _page(form, _cart(), 409, error=str(refused))
     except IntegrityError:
         session.rollback()  # the same key won a race from another submit: answer with that order
@@ -216,6 +218,7 @@ def place():
             raise
         return _to_status(checkout.Placed(*placed))
     _remember_order(order.id)
+    alerts.order_placed()
     flask_session["cart_count"] = 0
     # After the commit, so the worker always finds the order; if Redis fails right here, the sweep re-drives it.
     try:

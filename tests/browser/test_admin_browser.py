@@ -416,3 +416,60 @@ def test_admin_pages_have_no_serious_accessibility_violations(
     expect_dashboard(axe.page)
     screenshot(axe.page, "dashboard-1280")
     browser_errors.assert_none(axe.page)
+
+
+# -- 8. the live sale dashboard -----------------------------------------------------------------------
+
+
+def test_the_live_sale_dashboard_follows_a_small_drop(
+    axe: Axe, admin_state, open_page, live_server, screenshot, browser_errors
+):
+    from tests import live
+
+    product = create_product(open_page(storage_state=admin_state), live_server, price="20.00", stock=12)
+    [variant_id] = live_server.scalars("SELECT id FROM variants WHERE sku = :sku", sku=product["sku"])
+    name = f"Dashboard drop {product['sku']}"
+    now = datetime.now(UTC)
+    live_server.execute(
+        "INSERT INTO sales (name, starts_at, ends_at) VALUES (:name, :start, :end)",
+        name=name,
+        start=now - timedelta(minutes=1),
+        end=now + timedelta(hours=1),
+    )
+    live_server.execute(
+        "INSERT INTO sale_items (sale_id, variant_id, sale_price) SELECT id, :variant, 9.00 FROM sales WHERE name = :name",
+        variant=variant_id,
+        name=name,
+    )
+    try:
+
+        def buy_one():
+            bought = live.buy(live_server.url, [(product["slug"], variant_id)], time.time() + 60, 20)
+            assert bought.outcome == "ordered", bought.__dict__
+
+        for _ in range(3):
+            buy_one()
+        page = axe.page
+        page.context.add_cookies(admin_state["cookies"])
+        page.set_default_timeout(WAIT_MS)
+        page.goto("/admin/live")
+        expect(page.locator("h1")).to_have_text("Live sale")
+        units = page.locator("#chart-units_left .stat")
+        expect(units).to_have_text("9 units")
+        expect(page.locator("#chart-orders svg desc")).to_contain_text("peak")
+        violations = axe.scan()
+        assert not violations, Axe.report(violations)
+        screenshot(page, "live-sale-1280")
+        # One more order: the charts swap themselves in (HTMX every 5 s), no reload.
+        page.evaluate("window.__no_reload = true")
+        buy_one()
+        expect(units).to_have_text("8 units", timeout=20_000)
+        assert page.evaluate("window.__no_reload === true")
+        screenshot(page, "live-sale-after-1280")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.reload()
+        expect(units).to_have_text("8 units")
+        screenshot(page, "live-sale-390")
+        browser_errors.assert_none(page)
+    finally:
+        live_server.execute("DELETE FROM sales WHERE name = :name", name=name)

@@ -1,0 +1,1 @@
+"""Slack alerts for the events that matter, sent from RQ jobs."""

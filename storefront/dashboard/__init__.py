@@ -1,0 +1,1 @@
+"""The live sale dashboard's figures over the last hour."""
