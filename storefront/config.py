@@ -32,6 +32,18 @@ def _secret_key(instance_path: Path, production: bool) -> str:
     return key_file.read_text().strip()
 
 
+def default_base_url(bind: str) -> str:
+    """The address `make run` serves (gunicorn's BIND, HOST:PORT of the Makefile), for links in e-mails.
+
+    A wildcard host is no address a browser can open, so links name the loopback there instead."""
+    host, _, port = (bind or "127.0.0.1:5000").rpartition(":")
+    if not host or not port.isdigit():
+        return "http://127.0.0.1:5000"
+    if host in ("0.0.0.0", "[::]", "::"):  # noqa: S104 (a bind address read, not bound)
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
 def load_config(instance_path: str) -> dict:
     """Read every setting from the environment, with the embedded defaults."""
     instance = Path(instance_path)
@@ -61,7 +73,7 @@ def load_config(instance_path: str) -> dict:
         "VERIFY_TOKEN_MAX_AGE": 3 * 24 * 3600,
         "RESET_TOKEN_MAX_AGE": 3600,
         "CART_MAX_LINE_QUANTITY": int(os.environ.get("CART_MAX_LINE_QUANTITY", "10")),
-        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000"),
+        "BASE_URL": os.environ.get("BASE_URL") or default_base_url(os.environ.get("BIND", "")),
         "MAIL_URL": os.environ.get("MAIL_URL") or None,
         "MAIL_FROM": os.environ.get("MAIL_FROM", "Storefront <shop@storefront.test>"),
         "MAIL_OUTBOX": os.environ.get("MAIL_OUTBOX") or str(instance / "outbox"),

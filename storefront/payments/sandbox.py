@@ -11,6 +11,7 @@ import itertools
 import json
 import random
 import re
+import secrets
 import string
 import threading
 import time
@@ -65,6 +66,8 @@ REASONS = {
     "2": ("2", "This transaction has been declined."),
     "5": ("3", "A valid amount is required."),
     "6": ("3", "The credit card number is invalid."),
+    "7": ("3", "The credit card expiration date is invalid."),
+    "8": ("3", "The credit card has expired."),
     "11": ("3", "A duplicate transaction has been submitted."),
     "16": ("3", "The transaction cannot be found."),
     "17": ("3", "The merchant does not accept this type of credit card."),
@@ -91,6 +94,7 @@ BRAND_NAMES = frozenset(name for name, _ in BRANDS)
 
 CENTS = Decimal("0.01")
 ZERO = Decimal("0.00")
+HOSTED_TOKEN_SECONDS = 15 * 60  # an Accept Hosted form token is valid for 15 minutes (README §6)
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,22 @@ class _Card:
     cvv: str = ""  # result letter, already decided
     nonce: str = ""  # the single-use nonce to spend, if any
     forced: str = ""  # the reason code a test nonce always answers with
+
+
+@dataclass(frozen=True)
+class HostedForm:
+    """An Accept Hosted form token and the transaction it will run (getHostedPaymentPageRequest)."""
+
+    token: str
+    amount: Decimal
+    invoice_number: str
+    capture: bool
+    customer_id: str
+    return_url: str
+    cancel_url: str
+    merchant_name: str
+    issued_at: float
+    paid_trans_id: str = ""  # a token pays once; then the form only sends the shopper back
 
 
 INVALID_TOKEN = Outcome("Error", "E00114", "Invalid OTS Token.", "", "", "")
@@ -217,6 +237,14 @@ def read_local_nonce(nonce: str) -> dict | None:
     return claims
 
 
+def _expiry_ok(expiration: str, now: datetime) -> bool:
+    """An expiry as the hosted form takes it, MM/YY or MMYY, not before this month."""
+    match = re.fullmatch(r"(0[1-9]|1[0-2])/?(\d{2})", expiration.strip())
+    if not match:
+        return False
+    return (2000 + int(match[2]), int(match[1])) >= (now.year, now.month)
+
+
 def _cvv_result(card_code: str | None) -> str:
     return CVV_BY_CODE.get(card_code, "M") if card_code else ""
 
@@ -270,6 +298,7 @@ class Ledger:
         self._spent: set[str] = set()
         self._recent: dict[tuple, tuple[float, str]] = {}  # duplicate-check key -> (submitted, trans id)
         self._random = random.Random()
+        self._forms: dict[str, HostedForm] = {}
 
     def authorize(
         self,
@@ -334,6 +363,67 @@ class Ledger:
             return outcome(
                 reason, trans_id=txn.trans_id, auth_code=auth_code, avs=avs, cvv=card.cvv, **account
             )
+
+    def issue_form(
+        self,
+        *,
+        amount: Decimal,
+        invoice_number: str,
+        capture: bool,
+        return_url: str,
+        cancel_url: str,
+        customer_id: str = "",
+        merchant_name: str = "",
+    ) -> str:
+        """A new Accept Hosted form token for this transaction."""
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._forms[token] = HostedForm(
+                token,
+                amount.quantize(CENTS),
+                invoice_number,
+                capture,
+                customer_id,
+                return_url,
+                cancel_url,
+                merchant_name,
+                self._clock(),
+            )
+        return token
+
+    def form(self, token: str) -> HostedForm | None:
+        """The hosted form a token opens, or None once it is unknown or older than 15 minutes."""
+        with self._lock:
+            form = self._forms.get(token)
+        if form is None or self._clock() - form.issued_at > HOSTED_TOKEN_SECONDS:
+            return None
+        return form
+
+    def pay_form(
+        self, token: str, *, card_number: str, expiration: str, card_code: str, zip_code: str
+    ) -> Outcome:
+        """The shopper submits the hosted form: the card is charged under the form's invoice number. A
+        declined card leaves the token usable (the form asks for another card); a paid one is spent."""
+        form = self.form(token)
+        if form is None:
+            return INVALID_TOKEN
+        if form.paid_trans_id:
+            return outcome("11", trans_id=form.paid_trans_id)
+        if not _expiry_ok(expiration, datetime.fromtimestamp(self._clock(), UTC)):
+            return outcome("8")
+        result = self.authorize(
+            capture=form.capture,
+            amount=form.amount,
+            card_number=card_number,
+            card_code=card_code or None,
+            zip_code=zip_code,
+            invoice_number=form.invoice_number,
+            customer_id=form.customer_id,
+        )
+        if result.response_code in {"1", "4"}:
+            with self._lock:
+                self._forms[token] = replace(form, paid_trans_id=result.trans_id)
+        return result
 
     def capture(self, ref_trans_id: str, amount: Decimal | None = None) -> Outcome:
         """A priorAuthCaptureTransaction of an authorization; a second capture answers 311 and changes nothing."""
