@@ -12,16 +12,10 @@ from storefront.admin.models import AuditEntry
 from storefront.catalog import services as catalog
 from storefront.catalog.models import Category, Product, StockMovement, Variant
 from storefront.checkout import services as checkout
-from tests.conftest import csrf_token
 from tests.factories import make_product
-from tests.test_admin import staff_login
+from tests.helpers import csrf_token
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def staff(client, session):
-    return staff_login(client, session)
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from flask import (
     request,
     url_for,
 )
-from flask import (
-    session as flask_session,
-)
+from flask import session as flask_session
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeSerializer
