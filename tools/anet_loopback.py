@@ -14,7 +14,6 @@ that charges the ledger under the token's invoice number and redirects to the re
 
 import argparse
 import functools
-import html
 import json
 import logging
 import os
@@ -576,37 +575,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": str(error)})
 
     def _hosted(self, path: str, fields: dict[str, list[str]]) -> None:
-        """The Accept Hosted form: the shop posts the token here, the shopper types a card and pays; an
-        approved payment goes straight back to the shop's return URL (showReceipt false), a declined one
-        shows the form again with the reason, as the real form does."""
-
-        def field(name: str) -> str:
-            return (fields.get(name) or [""])[0].strip()
-
-        ledger = self.server.gateway.ledger
-        token = field("token")
-        form = ledger.form(token)
-        if form is None:
-            self._send(400, hosted_page_html(None, "This payment form has expired."), HTML)
+        """The Accept Hosted form (sandbox.hosted_form_step): a page, or a redirect back to the shop."""
+        status, page, location = sandbox.hosted_form_step(
+            self.server.gateway.ledger,
+            {name: values[0] for name, values in fields.items() if values},
+            pay=path == HOSTED_PAY_PATH,
+            pay_action=HOSTED_PAY_PATH,
+        )
+        if location:
+            self.send_response(303)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
-        if path == HOSTED_PATH and not form.paid_trans_id:
-            self._send(200, hosted_page_html(form), HTML)
-            return
-        if not form.paid_trans_id:
-            result = ledger.pay_form(
-                token,
-                card_number=field("cardNumber").replace(" ", ""),
-                expiration=field("expirationDate"),
-                card_code=field("cardCode"),
-                zip_code=field("zip"),
-            )
-            if result.response_code not in {"1", "4"}:
-                self._send(200, hosted_page_html(form, result.reason_text or result.message_text), HTML)
-                return
-        self.send_response(303)
-        self.send_header("Location", form.return_url)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._send(status, page, HTML)
 
     def _send_xml(self, root: etree._Element) -> None:
         self._send(200, serialize(root), "text/xml; charset=utf-8")
@@ -623,32 +605,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s " + format, self.address_string(), *args)
-
-
-def hosted_page_html(form: sandbox.HostedForm | None, error: str = "") -> bytes:
-    """The hosted payment form, plain HTML that works without JavaScript."""
-    if form is None:
-        body = f"<p role='alert'>{html.escape(error)}</p>"
-    else:
-        alert = f"<p role='alert'>{html.escape(error)}</p>" if error else ""
-        cancel = f"<a href='{html.escape(form.cancel_url)}'>Cancel</a>" if form.cancel_url else ""
-        body = f"""<p>{html.escape(form.merchant_name or "Merchant")}: invoice {html.escape(form.invoice_number)},
-<strong>${_money(form.amount)}</strong></p>{alert}
-<form method="post" action="{HOSTED_PAY_PATH}">
-<input type="hidden" name="token" value="{html.escape(form.token)}">
-<p><label for="cardNumber">Card number</label> <input id="cardNumber" name="cardNumber" autocomplete="cc-number"
- inputmode="numeric" required></p>
-<p><label for="expirationDate">Expiration (MM/YY)</label> <input id="expirationDate" name="expirationDate"
- autocomplete="cc-exp" required></p>
-<p><label for="cardCode">Card code</label> <input id="cardCode" name="cardCode" autocomplete="cc-csc"
- inputmode="numeric" required></p>
-<p><label for="zip">ZIP code</label> <input id="zip" name="zip" autocomplete="postal-code"></p>
-<p><button type="submit">Pay</button> {cancel}</p>
-</form>"""
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Payment (loopback Accept Hosted)</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head><body><main><h1>Payment</h1>
-{body}</main></body></html>"""
-    return page.encode()
 
 
 class Loopback:

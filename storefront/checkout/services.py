@@ -19,6 +19,7 @@ from storefront.catalog.models import Variant
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.orders import services as orders
 from storefront.orders.models import Order, OrderEvent, OrderLine
+from storefront.payments import hosted
 from storefront.payments import services as payments
 from storefront.payments.models import PaymentAttempt
 
@@ -236,7 +237,11 @@ def place_order(
     )
     session.execute(
         _INSERT_ATTEMPT,
-        payments.charge_values(order_id, priced.total, number, details.nonce_descriptor, details.nonce_value),
+        hosted.charge_values(order_id, priced.total, number)
+        if details.nonce_descriptor == hosted.DESCRIPTOR
+        else payments.charge_values(
+            order_id, priced.total, number, details.nonce_descriptor, details.nonce_value
+        ),
     )
     session.execute(
         _INSERT_EVENT,

@@ -30,7 +30,7 @@ from authorizenet.apicontrollers import (
     getTransactionDetailsController,
     getUnsettledTransactionListController,
 )
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
 from requests.adapters import HTTPAdapter
 
 from storefront.payments.sandbox import Ledger, Outcome
@@ -377,7 +377,7 @@ class AuthorizeNetGateway:
             transactionSettings=self._settings(self.duplicate_window),
         )
 
-    def hosted_page(self, page: "HostedPageRequest") -> HostedPage | None:
+    def hosted_page(self, page: HostedPageRequest) -> HostedPage | None:
         """A form token for Accept Hosted (getHostedPaymentPageRequest): the shopper posts it to the hosted
         payment form, which charges the card with our invoice number; None when the gateway did not give one."""
         request = apicontractsv1.getHostedPaymentPageRequest()
@@ -540,6 +540,19 @@ class TestGateway:
                 customer_id=customer_id,
             )
         )
+
+    def hosted_page(self, page: HostedPageRequest) -> HostedPage:
+        """A form token for the shop's own stand-in of the hosted form (payments.test_hosted_form)."""
+        token = self.ledger.issue_form(
+            amount=_money(page.amount),
+            invoice_number=page.invoice_number[:20],
+            capture=page.capture,
+            return_url=page.return_url,
+            cancel_url=page.cancel_url,
+            customer_id=page.customer_id[:20],
+            merchant_name=page.merchant_name,
+        )
+        return HostedPage(token=token, url=url_for("payments.test_hosted_form", _external=True))
 
     def capture(self, trans_id: str, amount: Decimal, ref_id: str) -> Result:
         return self._from(self.ledger.capture(trans_id, _money(amount)))

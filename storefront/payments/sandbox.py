@@ -7,6 +7,7 @@ a comment says which real-gateway behaviour is imitated. No `authorizenet` impor
 
 import base64
 import binascii
+import html
 import itertools
 import json
 import random
@@ -15,7 +16,7 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -599,3 +600,55 @@ class Ledger:
         )
         self._txns[txn.trans_id] = txn
         return txn
+
+
+def hosted_form_step(ledger: Ledger, fields: Mapping[str, str], *, pay: bool, pay_action: str):
+    """One request to an emulated Accept Hosted form, as (HTTP status, HTML page, redirect target or "").
+
+    Opening it (the shop posts the token) shows a card form; paying charges the ledger under the token's
+    invoice number. An approved or held payment goes straight back to the shop's return URL (the shop asks for
+    no receipt page); a declined card shows the form again with the reason, as the real form does."""
+    token = (fields.get("token") or "").strip()
+    form = ledger.form(token)
+    if form is None:
+        return 400, hosted_page_html(None, "", "This payment form has expired."), ""
+    if form.paid_trans_id:
+        return 303, b"", form.return_url
+    if not pay:
+        return 200, hosted_page_html(form, pay_action), ""
+    result = ledger.pay_form(
+        token,
+        card_number=(fields.get("cardNumber") or "").replace(" ", ""),
+        expiration=fields.get("expirationDate") or "",
+        card_code=(fields.get("cardCode") or "").strip(),
+        zip_code=(fields.get("zip") or "").strip(),
+    )
+    if result.response_code in {"1", "4"}:
+        return 303, b"", form.return_url
+    return 200, hosted_page_html(form, pay_action, result.reason_text or result.message_text), ""
+
+
+def hosted_page_html(form: HostedForm | None, pay_action: str, error: str = "") -> bytes:
+    """The emulated hosted payment form: plain HTML that works without JavaScript."""
+    alert = f"<p role='alert'>{html.escape(error)}</p>" if error else ""
+    if form is None:
+        body = alert
+    else:
+        cancel = f"<a href='{html.escape(form.cancel_url)}'>Cancel</a>" if form.cancel_url else ""
+        body = f"""<p>{html.escape(form.merchant_name or "Merchant")}: invoice {html.escape(form.invoice_number)},
+<strong>${form.amount:.2f}</strong></p>{alert}
+<form method="post" action="{html.escape(pay_action)}">
+<input type="hidden" name="token" value="{html.escape(form.token)}">
+<p><label for="cardNumber">Card number</label> <input id="cardNumber" name="cardNumber" autocomplete="cc-number"
+ inputmode="numeric" required></p>
+<p><label for="expirationDate">Expiration (MM/YY)</label> <input id="expirationDate" name="expirationDate"
+ autocomplete="cc-exp" required></p>
+<p><label for="cardCode">Card code</label> <input id="cardCode" name="cardCode" autocomplete="cc-csc"
+ inputmode="numeric" required></p>
+<p><label for="zip">ZIP code</label> <input id="zip" name="zip" autocomplete="postal-code"></p>
+<p><button type="submit">Pay</button> {cancel}</p>
+</form>"""
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Payment (test Accept Hosted)</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head><body><main><h1>Payment</h1>
+{body}</main></body></html>"""
+    return page.encode()
