@@ -73,7 +73,7 @@ def _move(session: Session, attempt: PaymentAttempt, source: tuple[str, ...], to
     won = session.execute(
         update(PaymentAttempt)
         .where(PaymentAttempt.id == attempt.id, PaymentAttempt.status.in_(source))
-        .values(status=to, tries=PaymentAttempt.tries + (to == "sending"), updated_at=func.now())
+        .values(status=to, tries=PaymentAttempt.tries + int(to == "sending"), updated_at=func.now())
     ).rowcount
     session.refresh(attempt)
     return bool(won)
