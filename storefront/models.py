@@ -15,6 +15,7 @@ from storefront.catalog.models import (
 )
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import Base
+from storefront.notify.models import StockSubscription
 from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments.models import PaymentAttempt, WebhookEvent
 
@@ -45,6 +46,7 @@ __all__ = [
     "SaleItem",
     "ShippingMethod",
     "StockMovement",
+    "StockSubscription",
     "TaxRate",
     "User",
     "Variant",
