@@ -481,6 +481,18 @@ def test_checkout_and_order_status_have_no_serious_accessibility_violations(axe,
     assert not violations, f"axe on the order status page:\n{axe.report(violations)}"
 
 
+def test_the_hosted_payment_step_has_no_serious_accessibility_violations(axe, live_server):
+    page = axe.page
+    [item] = items(live_server, 1, skip=6)
+    add_to_cart(page, item)
+    page.goto("/checkout")
+    fill_address(page, new_email("axe-hosted"))
+    page.get_by_role("button", name="Pay on the secure payment page instead").click()
+    expect(page.get_by_role("button", name="Continue to secure payment")).to_be_visible()
+    violations = axe.scan()
+    assert not violations, f"axe on the hosted payment step:\n{axe.report(violations)}"
+
+
 # -- no card number is kept anywhere ------------------------------------------------------------------
 
 # A digit run (digits, single spaces or dashes between them) not glued to letters or other digits.
