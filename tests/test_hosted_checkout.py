@@ -87,6 +87,13 @@ def number_of(response) -> str:
     return urlsplit(response.headers["Location"]).path.split("/")[2]
 
 
+def test_the_real_hosted_form_never_gets_our_csrf_token(anet, client, session, ring):
+    _action, _token, page = hosted_step(client, place_hosted(client, ring.variants[0]))
+    assert (
+        "csrf_token" not in page.get_data(as_text=True).split('id="hosted-payment"', 1)[1].split("</form>")[0]
+    )
+
+
 def test_an_approved_card_on_the_hosted_form_pays_the_order(anet, client, session, ring):
     placed = place_hosted(client, ring.variants[0])
     number = number_of(placed)
@@ -187,9 +194,12 @@ def test_the_test_gateways_own_hosted_form_pays_without_javascript(client, sessi
     number = number_of(placed)
     action, token, _page = hosted_step(client, placed)
     assert urlsplit(action).path == "/payments/test-hosted"
-    opened = client.post(local(action), data={"token": token})
-    pay_action = re.search(r'<form method="post" action="([^"]+)"', opened.get_data(as_text=True)).group(1)
-    paid = client.post(pay_action.replace("&amp;", "&"), data={"token": token} | APPROVED)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', _page.get_data(as_text=True)).group(1)
+    opened = client.post(local(action), data={"token": token, "csrf_token": csrf})
+    form = opened.get_data(as_text=True)
+    pay_action = re.search(r'<form method="post" action="([^"]+)"', form).group(1)
+    assert re.search(r'name="csrf_token" value="([^"]+)"', form).group(1) == csrf
+    paid = client.post(pay_action.replace("&amp;", "&"), data={"token": token, "csrf_token": csrf} | APPROVED)
     assert paid.status_code == 303
     client.get(local(paid.headers["Location"]))
     assert order_numbered(session, number).status == "paid"

@@ -1,5 +1,7 @@
 """The shopper's orders: the live status page, paying again after a decline, and the order history."""
 
+from urllib.parse import urlsplit
+
 from flask import (
     Blueprint,
     abort,
@@ -70,7 +72,8 @@ def status(number: str):
     """The order's status; it refreshes itself until the payment is final."""
     order = visible_order(number)
     template = "orders/_status.html" if is_htmx() else "orders/status.html"
-    hosted_open = order.status == "pending_payment" and _hosted_attempt(order) is not None
+    # The full page only: the fragment is polled every second and needs no second query.
+    hosted_open = not is_htmx() and order.status == "pending_payment" and _hosted_attempt(order) is not None
     response = make_response(
         render_template(template, order=order, labels=orders.LABELS, hosted_open=hosted_open)
     )
@@ -160,7 +163,9 @@ def hosted_form(number: str):
     page = get_gateway().hosted_page(wanted)
     if page is None:
         return render_template("orders/hosted.html", order=order, page=None), 503
-    response = make_response(render_template("orders/hosted.html", order=order, page=page))
+    # Only the test gateway's stand-in is ours: only there does the form carry our CSRF token.
+    ours = urlsplit(page.url).netloc == request.host
+    response = make_response(render_template("orders/hosted.html", order=order, page=page, ours=ours))
     # This page alone may post a form to the payment provider's origin.
     policy = current_app.config["CONTENT_SECURITY_POLICY"]
     response.headers["Content-Security-Policy"] = policy.replace(

@@ -602,7 +602,9 @@ class Ledger:
         return txn
 
 
-def hosted_form_step(ledger: Ledger, fields: Mapping[str, str], *, pay: bool, pay_action: str):
+def hosted_form_step(
+    ledger: Ledger, fields: Mapping[str, str], *, pay: bool, pay_action: str, hidden: Mapping[str, str] = {}
+):
     """One request to an emulated Accept Hosted form, as (HTTP status, HTML page, redirect target or "").
 
     Opening it (the shop posts the token) shows a card form; paying charges the ledger under the token's
@@ -615,7 +617,7 @@ def hosted_form_step(ledger: Ledger, fields: Mapping[str, str], *, pay: bool, pa
     if form.paid_trans_id:
         return 303, b"", form.return_url
     if not pay:
-        return 200, hosted_page_html(form, pay_action), ""
+        return 200, hosted_page_html(form, pay_action, hidden=hidden), ""
     result = ledger.pay_form(
         token,
         card_number=(fields.get("cardNumber") or "").replace(" ", ""),
@@ -625,20 +627,27 @@ def hosted_form_step(ledger: Ledger, fields: Mapping[str, str], *, pay: bool, pa
     )
     if result.response_code in {"1", "4"}:
         return 303, b"", form.return_url
-    return 200, hosted_page_html(form, pay_action, result.reason_text or result.message_text), ""
+    return 200, hosted_page_html(form, pay_action, result.reason_text or result.message_text, hidden), ""
 
 
-def hosted_page_html(form: HostedForm | None, pay_action: str, error: str = "") -> bytes:
-    """The emulated hosted payment form: plain HTML that works without JavaScript."""
+def hosted_page_html(
+    form: HostedForm | None, pay_action: str, error: str = "", hidden: Mapping[str, str] = {}
+) -> bytes:
+    """The emulated hosted payment form: plain HTML that works without JavaScript; `hidden` adds fields (the
+    shop's own stand-in carries its CSRF token)."""
     alert = f"<p role='alert'>{html.escape(error)}</p>" if error else ""
     if form is None:
         body = alert
     else:
         cancel = f"<a href='{html.escape(form.cancel_url)}'>Cancel</a>" if form.cancel_url else ""
+        extra = "".join(
+            f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+            for name, value in hidden.items()
+        )
         body = f"""<p>{html.escape(form.merchant_name or "Merchant")}: invoice {html.escape(form.invoice_number)},
 <strong>${form.amount:.2f}</strong></p>{alert}
 <form method="post" action="{html.escape(pay_action)}">
-<input type="hidden" name="token" value="{html.escape(form.token)}">
+<input type="hidden" name="token" value="{html.escape(form.token)}">{extra}
 <p><label for="cardNumber">Card number</label> <input id="cardNumber" name="cardNumber" autocomplete="cc-number"
  inputmode="numeric" required></p>
 <p><label for="expirationDate">Expiration (MM/YY)</label> <input id="expirationDate" name="expirationDate"

@@ -15,6 +15,7 @@ from storefront.extensions import csrf
 from storefront.payments import sandbox
 from storefront.payments.gateway import TestGateway, get_gateway
 from storefront.payments.models import PaymentAttempt, WebhookEvent
+from storefront.security import csrf_token
 
 bp = Blueprint("payments", __name__)
 
@@ -68,7 +69,6 @@ def authorizenet_webhook():
 
 
 @bp.route("/payments/test-hosted", methods=["GET", "POST"])
-@csrf.exempt  # stands in for Authorize.Net's own hosted form, which never sees our CSRF token
 def test_hosted_form():
     """The built-in test gateway's stand-in for the Accept Hosted form (404 with a real gateway)."""
     gateway = get_gateway()
@@ -79,6 +79,8 @@ def test_hosted_form():
         request.values.to_dict(),
         pay=request.method == "POST" and request.args.get("step") == "pay",
         pay_action=url_for("payments.test_hosted_form", step="pay"),
+        # Our own page, so our CSRF check applies (a real hosted form never sees the token).
+        hidden={"csrf_token": csrf_token()},
     )
     if location:
         return redirect(location, 303)
