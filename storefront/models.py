@@ -10,11 +10,11 @@ from storefront.catalog.models import (
     ProductImage,
     Sale,
     SaleItem,
-    StockMovement,
     Variant,
 )
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import Base
+from storefront.inventory.models import StockMovement
 from storefront.notify.models import StockSubscription
 from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments.models import PaymentAttempt, WebhookEvent
