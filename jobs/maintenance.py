@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 
 from jobs import job
+from jobs.notify import notify_restocked
 from jobs.payments import FOLLOW_UP_JOBS, check_payment, finalize_order, reconcile_charge
 from storefront import queues
 from storefront.cart.models import Cart
@@ -117,4 +118,5 @@ SWEEPS = (
     redrive_payment_operations,
     recheck_held_payments,
     purge_abandoned_carts,
+    notify_restocked,
 )

@@ -5,13 +5,16 @@ the variant ids; the receiver only enqueues a job for variants someone confirmed
 """
 
 import logging
+import threading
+import time
 
-from flask import current_app
+from flask import current_app, has_app_context
 
 from jobs import job
 from storefront import mail, queues
 from storefront.catalog.models import Variant
 from storefront.db import get_session
+from storefront.inventory.services import stock_changed
 from storefront.notify import services as notify
 from storefront.notify.models import StockSubscription
 
@@ -87,24 +90,59 @@ def send_restock_notices(variant_ids: list[int]) -> int:
     return sent
 
 
+class Watched:
+    """Which variants confirmed addresses wait for, read at most every NOTIFY_WATCH_SECONDS per process: the
+    signal follows every reservation of a drop, and most of them must cost no query at all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._until = 0.0
+        self._ids: frozenset[int] = frozenset()
+
+    def ids(self) -> frozenset[int]:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._until:
+                return self._ids
+        # A session of its own: the sender's transaction has ended, and its session is not ours to use.
+        with current_app.extensions["db_sessionmaker"]() as own:
+            ids = frozenset(notify.watched(own))
+        with self._lock:
+            self._ids, self._until = ids, now + current_app.config["NOTIFY_WATCH_SECONDS"]
+        return ids
+
+    def forget(self) -> None:
+        """A request was just confirmed: read again next time."""
+        with self._lock:
+            self._until = 0.0
+
+
+def watched() -> Watched:
+    return current_app.extensions.setdefault("notify_watched", Watched())
+
+
 def on_stock_changed(sender, variant_ids=(), **_extra) -> None:
     """After a stock change commits: enqueue the notices, if anyone confirmed they wait for these variants."""
-    variant_ids = sorted({int(v) for v in variant_ids})
-    if not variant_ids:
+    if not has_app_context():
+        # A script's own session, outside the app: the restock sweep tells the waiting within minutes.
+        log.info(
+            "stock changed outside the app (variants %s): left to the restock sweep", sorted(variant_ids)
+        )
         return
-    # A session of its own: the sender's transaction has ended, and its session is not ours to use.
-    with current_app.extensions["db_sessionmaker"]() as own:
-        watched = notify.watched(own, variant_ids)
-    if watched:
-        queues.enqueue(send_restock_notices, watched)
+    wanted = sorted({int(v) for v in variant_ids} & watched().ids())
+    if wanted:
+        queues.enqueue(send_restock_notices, wanted)
 
 
-def connect() -> bool:
-    """Listen to inventory's stock_changed signal; False (and a warning) if this build has no such signal."""
-    try:
-        from storefront.inventory.services import stock_changed
-    except ImportError:
-        log.warning("storefront.inventory.services.stock_changed is missing: no back-in-stock e-mails")
-        return False
+@job
+def notify_restocked() -> int:
+    """The sweep behind the signal: a restock a stale process list missed is still told (every 5 minutes)."""
+    session = get_session()
+    variant_ids = notify.watched(session)
+    session.commit()
+    return send_restock_notices(variant_ids) if variant_ids else 0
+
+
+def connect() -> None:
+    """Listen to inventory's stock_changed signal (a process-wide receiver; connecting again is a no-op)."""
     stock_changed.connect(on_stock_changed)
-    return True

@@ -2,7 +2,7 @@
 
 from rq import cron
 
-from jobs import maintenance
+from jobs import maintenance, notify
 
 cron.register(maintenance.release_expired_reservations, queue_name="default", interval=30)
 cron.register(maintenance.redrive_lost_orders, queue_name="default", interval=30)
@@ -10,3 +10,4 @@ cron.register(maintenance.reconcile_uncertain_payments, queue_name="default", in
 cron.register(maintenance.redrive_payment_operations, queue_name="default", interval=60)
 cron.register(maintenance.recheck_held_payments, queue_name="default", interval=300)
 cron.register(maintenance.purge_abandoned_carts, queue_name="default", cron="17 4 * * *")
+cron.register(notify.notify_restocked, queue_name="default", interval=300)

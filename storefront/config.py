@@ -66,6 +66,8 @@ def load_config(instance_path: str) -> dict:
         "RESET_LIMIT": os.environ.get("RESET_LIMIT", "5/minute;20/hour"),
         "ADD_TO_CART_LIMIT": os.environ.get("ADD_TO_CART_LIMIT", "60/minute"),
         "NOTIFY_LIMIT": os.environ.get("NOTIFY_LIMIT", "5/minute;20/hour"),  # "notify me" requests per IP
+        # How stale a process's list of watched variants may be (a stock change reads it, never the database).
+        "NOTIFY_WATCH_SECONDS": float(os.environ.get("NOTIFY_WATCH_SECONDS", "5")),
         # django-axes-style lockout of an (account, IP) pair, and of an IP across accounts.
         "LOCKOUT_FAILURES": int(os.environ.get("LOCKOUT_FAILURES", "5")),
         "LOCKOUT_WINDOW": int(os.environ.get("LOCKOUT_WINDOW", str(15 * 60))),

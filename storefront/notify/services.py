@@ -59,6 +59,12 @@ def read_token(session: Session, secret: str, purpose: str, token: str) -> Stock
     return session.get(StockSubscription, subscription_id) if isinstance(subscription_id, int) else None
 
 
+def in_stock(session: Session, variant_id: int) -> bool:
+    """Whether the variant has a unit left now."""
+    variant = session.get(Variant, variant_id)
+    return variant is not None and variant.on_hand - variant.reserved > 0
+
+
 def confirm(subscription: StockSubscription) -> bool:
     """Confirm the address (the second opt-in); False when it was unsubscribed or already notified."""
     if subscription.unsubscribed_at or subscription.notified_at:
@@ -72,15 +78,12 @@ def unsubscribe(subscription: StockSubscription) -> None:
     subscription.unsubscribed_at = subscription.unsubscribed_at or datetime.now(UTC)
 
 
-def watched(session: Session, variant_ids: list[int]) -> list[int]:
-    """Which of these variants confirmed addresses are waiting for (one indexed query)."""
-    if not variant_ids:
-        return []
+def watched(session: Session) -> list[int]:
+    """Every variant confirmed addresses are waiting for."""
     return list(
         session.scalars(
             select(StockSubscription.variant_id)
             .where(
-                StockSubscription.variant_id.in_(variant_ids),
                 StockSubscription.confirmed_at.is_not(None),
                 StockSubscription.notified_at.is_(None),
                 StockSubscription.unsubscribed_at.is_(None),

@@ -67,7 +67,11 @@ def confirm(token: str):
     if subscription is None:
         abort(404)
     confirmed = notify.confirm(subscription)
+    back = confirmed and notify.in_stock(session, subscription.variant_id)
     session.commit()
+    notify_jobs.watched().forget()
+    if back:  # it came back before the address was confirmed: no later stock change would tell them
+        queues.enqueue(notify_jobs.send_restock_notices, [subscription.variant_id])
     return render_template("notify/confirmed.html", confirmed=confirmed)
 
 
