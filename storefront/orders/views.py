@@ -115,10 +115,6 @@ def pay_post(number: str):
     return redirect(url_for(".status", number=number), 303)
 
 
-def _hosted_signer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="storefront.hosted-return")
-
-
 def _hosted_attempt(order):
     """The order's hosted charge still open to the shopper, or None."""
     attempt = payments.latest_charge(get_session(), order.id)
@@ -135,7 +131,7 @@ def hosted_form(number: str):
     if attempt is None:
         return redirect(url_for(".status", number=number), 303)
     # The gateway sends the shopper back with this signed key, so coming back needs no cookie.
-    key = _hosted_signer().dumps([order.number, attempt.id])
+    key = hosted.return_key(current_app.config["SECRET_KEY"], order.number, attempt.id)
     wanted = hosted.page_request(
         order,
         attempt,
@@ -175,13 +171,11 @@ def hosted_again(number: str):
 
 def _returned(number: str):
     """The order and hosted charge a signed return link names (from the gateway's redirect), or a 404."""
-    try:
-        signed_number, attempt_id = _hosted_signer().loads(request.args.get("key", ""))
-    except (BadSignature, ValueError, TypeError):
+    signed = hosted.read_return_key(current_app.config["SECRET_KEY"], request.args.get("key", ""))
+    order = orders.by_number(get_session(), number, timeline=False) if signed else None
+    if order is None or signed[0] != number:
         abort(404)
-    order = orders.by_number(get_session(), number, timeline=False)
-    if order is None or signed_number != number:
-        abort(404)
+    attempt_id = signed[1]
     # The browser that paid may see its order, as the one that placed it may.
     flask_session["orders"] = [*[i for i in flask_session.get("orders", []) if i != order.id][-19:], order.id]
     return order, attempt_id

@@ -11,6 +11,7 @@ not found fails the payment).
 
 from datetime import datetime
 
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -47,6 +48,24 @@ def new_charge(session: Session, order: Order) -> PaymentAttempt:
     attempt = PaymentAttempt(**charge_values(order.id, order.total, order.number, n))
     session.add(attempt)
     return attempt
+
+
+def _signer(secret_key: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt="storefront.hosted-return")
+
+
+def return_key(secret_key: str, number: str, attempt_id: int) -> str:
+    """The signed part of the return and cancel URLs the gateway sends the shopper back to (no cookie needed)."""
+    return _signer(secret_key).dumps([number, attempt_id])
+
+
+def read_return_key(secret_key: str, key: str) -> tuple[str, int] | None:
+    """(order number, attempt id) a return key names, or None when it is forged."""
+    try:
+        number, attempt_id = _signer(secret_key).loads(key)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    return (number, attempt_id) if isinstance(number, str) and isinstance(attempt_id, int) else None
 
 
 def is_hosted(attempt: PaymentAttempt | None) -> bool:
