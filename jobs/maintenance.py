@@ -10,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 
 from jobs import job
+from jobs.notify import notify_restocked
 from jobs.payments import FOLLOW_UP_JOBS, check_payment, finalize_order, reconcile_charge
 from storefront import queues
 from storefront.cart.models import Cart
 from storefront.db import get_session
 from storefront.orders import services as orders
 from storefront.orders.models import Order
+from storefront.payments import hosted
 from storefront.payments import services as payments
 from storefront.payments.gateway import silent_since
 from storefront.payments.models import PaymentAttempt
@@ -23,6 +25,7 @@ from storefront.payments.models import PaymentAttempt
 log = logging.getLogger(__name__)
 LOST_AFTER = timedelta(seconds=60)
 HELD_RECHECK = timedelta(minutes=5)
+HOSTED_FORM_LIFE = timedelta(minutes=16)  # Accept Hosted tokens last 15 minutes; a minute of slack
 ABANDONED_CART = timedelta(days=30)
 
 
@@ -61,6 +64,8 @@ def redrive_lost_orders() -> int:
 def reconcile_uncertain_payments() -> int:
     """Enqueue reconciliation of charges whose outcome is unknown or whose worker went silent."""
     session = get_session()
+    # A hosted form whose token ran out can no longer be paid: whatever the gateway has now is final.
+    hosted.expire_forms(session, datetime.now(UTC) - HOSTED_FORM_LIFE)
     attempt_ids = payments.uncertain(session, silent_since())
     session.commit()
     for attempt_id in attempt_ids:
@@ -113,4 +118,5 @@ SWEEPS = (
     redrive_payment_operations,
     recheck_held_payments,
     purge_abandoned_carts,
+    notify_restocked,
 )

@@ -17,6 +17,7 @@ from jobs import job
 from storefront import metrics, queues
 from storefront.db import get_session
 from storefront.orders import services as orders
+from storefront.payments import hosted
 from storefront.payments import services as payments
 from storefront.payments.gateway import (
     GatewayUnavailable,
@@ -47,6 +48,9 @@ def finalize_order(order_id: int) -> str:
     attempt = payments.latest_charge(session, order.id)
     if attempt is None:
         return "no charge recorded"
+    if attempt.status == hosted.WAITING:
+        session.commit()
+        return _collect_hosted(attempt.id)
     if attempt.status in ("sending", "unknown"):
         session.commit()
         return _reconcile(attempt.id)
@@ -92,6 +96,32 @@ def _reconcile(attempt_id: int) -> str:
         return "gave up"
     # Not on the gateway's books: the charge never arrived, so sending it again cannot charge twice.
     return _send(attempt.id)
+
+
+def _collect_hosted(attempt_id: int) -> str:
+    """A charge the shopper made on the Accept Hosted form: find it on the gateway's books by invoice number."""
+    session = get_session()
+    attempt = session.get(PaymentAttempt, attempt_id)
+    if attempt is None or not hosted.claim(session, attempt):
+        session.commit()
+        return "already handled"
+    order = orders.get(session, attempt.order_id)
+    session.commit()
+    try:
+        found = get_gateway().find_by_invoice(attempt.invoice_number)
+    except GatewayUnavailable as error:
+        log.warning("looking up hosted payment %s: gateway unavailable (%s)", attempt.invoice_number, error)
+        found = []
+    txn = payments.matching(found, attempt.amount)
+    if txn is None:
+        # Not paid (yet): the form stays open to the shopper; its expiry hands the charge to reconciliation.
+        hosted.reopen(session, attempt)
+        session.commit()
+        return "waiting for the shopper"
+    outcome = payments.record_from_gateway(session, order, attempt, txn)
+    session.commit()
+    _after(order.id, attempt.id, outcome)
+    return outcome
 
 
 def _batch_size() -> int:

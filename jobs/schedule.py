@@ -2,7 +2,7 @@
 
 from rq import cron
 
-from jobs import alerts, backups, dashboard, maintenance
+from jobs import alerts, backups, dashboard, maintenance, notify
 
 cron.register(maintenance.release_expired_reservations, queue_name="default", interval=30)
 cron.register(maintenance.redrive_lost_orders, queue_name="default", interval=30)
@@ -14,3 +14,4 @@ cron.register(maintenance.purge_abandoned_carts, queue_name="default", cron="17 
 cron.register(backups.daily_backup, queue_name="default", cron="30 3 * * *", job_timeout=3 * 3600)
 cron.register(alerts.check, queue_name="default", interval=60)
 cron.register(dashboard.sample, queue_name="default", interval=60)
+cron.register(notify.notify_restocked, queue_name="default", interval=300)

@@ -89,6 +89,7 @@ def register_blueprints(app: Flask) -> None:
     from storefront.catalog.views import bp as catalog_bp
     from storefront.checkout.views import bp as checkout_bp
     from storefront.health.views import bp as health_bp
+    from storefront.notify.views import bp as notify_bp
     from storefront.orders.views import bp as orders_bp
     from storefront.payments.views import bp as payments_bp
 
@@ -99,6 +100,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(checkout_bp, url_prefix="/checkout")
     app.register_blueprint(orders_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(notify_bp)
+    # Back-in-stock notices follow inventory's stock_changed signal (a process-wide receiver, connected once).
+    from jobs import notify as notify_jobs
+
+    notify_jobs.connect()
     app.register_blueprint(admin_bp, url_prefix="/admin")
 
 

@@ -42,12 +42,24 @@ def _trusted_hosts(production: bool, base_url: str) -> list[str] | None:
     return [urlsplit(base_url).hostname] if production else None
 
 
+def default_base_url(bind: str) -> str:
+    """The address `make run` serves (gunicorn's BIND, HOST:PORT of the Makefile), for links in e-mails.
+
+    A wildcard host is no address a browser can open, so links name the loopback there instead."""
+    host, _, port = (bind or "127.0.0.1:5000").rpartition(":")
+    if not host or not port.isdigit():
+        return "http://127.0.0.1:5000"
+    if host in ("0.0.0.0", "[::]", "::"):  # noqa: S104 (a bind address read, not bound)
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
 def load_config(instance_path: str) -> dict:
     """Read every setting from the environment, with the embedded defaults."""
     instance = Path(instance_path)
     production = os.environ.get("STOREFRONT_ENV", "development") == "production"
     redis_url = os.environ.get("REDIS_URL") or None
-    base_url = os.environ.get("BASE_URL", "http://127.0.0.1:5000")
+    base_url = os.environ.get("BASE_URL") or default_base_url(os.environ.get("BIND", ""))
     return {
         "STOREFRONT_ENV": "production" if production else "development",
         "SECRET_KEY": _secret_key(instance, production),
@@ -67,6 +79,9 @@ def load_config(instance_path: str) -> dict:
         "REGISTER_LIMIT": os.environ.get("REGISTER_LIMIT", "10/minute;50/hour"),
         "RESET_LIMIT": os.environ.get("RESET_LIMIT", "5/minute;20/hour"),
         "ADD_TO_CART_LIMIT": os.environ.get("ADD_TO_CART_LIMIT", "60/minute"),
+        "NOTIFY_LIMIT": os.environ.get("NOTIFY_LIMIT", "5/minute;20/hour"),  # "notify me" requests per IP
+        # How stale a process's list of watched variants may be (a stock change reads it, never the database).
+        "NOTIFY_WATCH_SECONDS": float(os.environ.get("NOTIFY_WATCH_SECONDS", "5")),
         # Lockout of an (account, IP) pair; an IP failing across accounts is slowed down, never locked.
         "LOCKOUT_FAILURES": int(os.environ.get("LOCKOUT_FAILURES", "5")),
         "LOCKOUT_WINDOW": int(os.environ.get("LOCKOUT_WINDOW", str(15 * 60))),

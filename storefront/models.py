@@ -16,6 +16,7 @@ from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import Base
 from storefront.flags.models import Flag, Sample, Switch
 from storefront.inventory.models import StockMovement
+from storefront.notify.models import StockSubscription
 from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments.models import PaymentAttempt, WebhookEvent
 
@@ -48,6 +49,7 @@ __all__ = [
     "Sample",
     "ShippingMethod",
     "StockMovement",
+    "StockSubscription",
     "Switch",
     "TaxRate",
     "User",

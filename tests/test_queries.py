@@ -28,7 +28,8 @@ def big_shop(session):
         # categories, one page of products, their first images, which of them are in stock
         ("/products", 4),
         ("/categories/lots?sort=price_desc&in_stock=y", 4),  # the same; the category is one of the categories
-        ("/search?q=gold", 4),
+        # the listing's four, then the (capped) count of matches and where the shown products matched
+        ("/search?q=gold", 6),
         ("/products/{slug}", 2),  # product, category, variants and their sales in one; images
         ("/products/{slug}/stock", 1),
     ],

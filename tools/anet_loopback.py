@@ -8,6 +8,8 @@ POST /_control/fault {"mode": "http500" | "hang" | "lost_after_charge" | "slow_a
 "hang_seconds": 30},
 POST /_control/latency {"seconds": 0.3}, POST /_control/settle, POST /_control/reset,
 GET /_control/transactions, GET /_control/stats (calls in flight, and the peak), GET /_control/health.
+Accept Hosted: getHostedPaymentPageRequest gives a form token; posting it to /payment/payment shows a card form
+that charges the ledger under the token's invoice number and redirects to the return URL the shop asked for.
 """
 
 import argparse
@@ -24,7 +26,7 @@ from datetime import timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
 from lxml.builder import ElementMaker
@@ -34,6 +36,9 @@ from storefront.payments.sandbox import CENTS, Ledger, Outcome, Txn
 
 NS = "AnetApi/xml/v1/schema/AnetApiSchema.xsd"
 API_PATH = "/xml/v1/request.api"
+HOSTED_PATH = "/payment/payment"  # where Accept Hosted's form token is posted (accept.authorize.net's path)
+HOSTED_PAY_PATH = "/payment/payment/pay"
+HTML = "text/html; charset=utf-8"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_LOGIN = "storefront-test"
 DEFAULT_KEY = "storefront-key"  # the XSD (and so the SDK) caps transactionKey at 16 characters
@@ -148,6 +153,7 @@ OK = ("Ok", "I00001", "Successful.")
 AUTH_FAILED = ("Error", "E00007", "User authentication failed due to invalid authentication values.")
 NOT_FOUND = ("Error", "E00040", "The record cannot be found.")
 NO_RECORDS = ("Ok", "I00004", "No records found.")
+BAD_SETTING = ("Error", "E00013", "A setting or the transaction of the hosted payment page is invalid.")
 
 
 def error_response(code: str, text: str) -> etree._Element:
@@ -257,6 +263,7 @@ class Gateway:
             "createTransactionRequest": self.create_transaction,
             "getTransactionDetailsRequest": self.transaction_details,
             "getUnsettledTransactionListRequest": self.unsettled_transactions,
+            "getHostedPaymentPageRequest": self.hosted_payment_page,
         }.get(method)
         if handler is None:
             text = f"The name of the requested API method is invalid. ({method} is not emulated here)"
@@ -330,6 +337,33 @@ class Gateway:
             return envelope(name, ref_id, NO_RECORDS, E.totalNumInResultSet("0"))
         summaries = E.transactions(*(transaction_summary(txn) for txn in txns))
         return envelope(name, ref_id, OK, summaries, E.totalNumInResultSet(str(total)))
+
+    def hosted_payment_page(self, request: etree._Element, ref_id: str | None) -> etree._Element:
+        """getHostedPaymentPageRequest: a form token for the transaction, to be posted to /payment/payment."""
+        transaction = request.find(_q("transactionRequest"))
+        kind = _text(transaction, "transactionType")
+        amount = _decimal(_text(transaction, "amount"))
+        settings = {
+            _text(setting, "settingName"): _text(setting, "settingValue") or ""
+            for setting in request.iterfind(_q("hostedPaymentSettings/setting"))
+        }
+        try:
+            returns = json.loads(settings.get("hostedPaymentReturnOptions") or "{}")
+            order_options = json.loads(settings.get("hostedPaymentOrderOptions") or "{}")
+        except ValueError:
+            return envelope("getHostedPaymentPageResponse", ref_id, BAD_SETTING)
+        if kind not in {"authOnlyTransaction", "authCaptureTransaction"} or amount is None or amount <= 0:
+            return envelope("getHostedPaymentPageResponse", ref_id, BAD_SETTING)
+        token = self.ledger.issue_form(
+            amount=amount,
+            invoice_number=_text(transaction, "order/invoiceNumber") or "",
+            capture=kind == "authCaptureTransaction",
+            return_url=str(returns.get("url", "")),
+            cancel_url=str(returns.get("cancelUrl", "")),
+            customer_id=_text(transaction, "customer/id") or "",
+            merchant_name=str(order_options.get("merchantName", "")),
+        )
+        return envelope("getHostedPaymentPageResponse", ref_id, OK, E.token(token))
 
     @staticmethod
     def _duplicate_window(request: etree._Element) -> int | None:
@@ -458,14 +492,19 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == API_PATH:
             self._api(body)
+        elif path in (HOSTED_PATH, HOSTED_PAY_PATH):
+            self._hosted(path, parse_qs(body.decode("utf-8", "replace")))
         elif path.startswith("/_control/"):
             self._control(path, body)
         else:
             self._send_json(404, {"error": f"no such endpoint: POST {path}"})
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        if path == "/_control/health":
+        url = urlsplit(self.path)
+        path = url.path
+        if path == HOSTED_PATH:
+            self._hosted(path, parse_qs(url.query))
+        elif path == "/_control/health":
             self._send_json(200, {"ok": True})
         elif path == "/_control/stats":
             server = self.server
@@ -534,6 +573,22 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(404, {"error": f"no such endpoint: POST {path}"})
         except (ValueError, TypeError) as error:
             self._send_json(400, {"error": str(error)})
+
+    def _hosted(self, path: str, fields: dict[str, list[str]]) -> None:
+        """The Accept Hosted form (sandbox.hosted_form_step): a page, or a redirect back to the shop."""
+        status, page, location = sandbox.hosted_form_step(
+            self.server.gateway.ledger,
+            {name: values[0] for name, values in fields.items() if values},
+            pay=path == HOSTED_PAY_PATH,
+            pay_action=HOSTED_PAY_PATH,
+        )
+        if location:
+            self.send_response(303)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._send(status, page, HTML)
 
     def _send_xml(self, root: etree._Element) -> None:
         self._send(200, serialize(root), "text/xml; charset=utf-8")

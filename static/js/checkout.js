@@ -23,7 +23,8 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!form.matches("form[data-accept-js]")) { return; }
-    if (event.submitter && event.submitter.name === "refresh") { return; } // recalculating totals: no card needed
+    // Recalculating totals, or paying on the hosted payment page: no card to tokenize here.
+    if (event.submitter && (event.submitter.name === "refresh" || event.submitter.name === "pay_with")) { return; }
     if (form.dataset.tokenized === "yes") { return; }
     event.preventDefault();
     if (form.dataset.busy === "yes") { return; } // a second click while the card is being tokenized

@@ -35,7 +35,11 @@ class Category(Base):
 # not mapped: SQLite (the embedded default) has no such column and searches with LIKE, and nothing writes it.
 # Schema comparisons leave these two alone.
 SEARCH_VECTOR = literal_column("products.search_vector")
-POSTGRES_ONLY = {("products", "search_vector"), ("products", "ix_products_search_vector")}
+POSTGRES_ONLY = {
+    ("products", "search_vector"),
+    ("products", "ix_products_search_vector"),
+    ("products", "ix_products_name_trgm"),
+}
 
 
 class Product(Base):

@@ -185,7 +185,7 @@ def _in_stock(session: Session, product_ids: list[int]) -> set[int]:
     )
 
 
-def _apply_search(stmt: Select, terms: list[str], dialect: str, rank: bool) -> Select:
+def apply_search(stmt: Select, terms: list[str], dialect: str, rank: bool) -> Select:
     if dialect == "postgresql":
         # Every term is a prefix so search-as-you-type matches "neckl" to "necklace".
         tsquery = func.to_tsquery(literal_column("'english'"), " & ".join(f"{t}:*" for t in terms))
@@ -217,9 +217,9 @@ def _primary_images(session: Session, product_ids: list[int]) -> dict[int, Image
     return {product_id: Image(*image) for product_id, *image in rows}
 
 
-def list_products(session: Session, query: ListingQuery, per_page: int) -> Page:
-    """One page of active products matching the query, fetching one extra row to know if more exist."""
-    stmt = select(Product.id, Product.slug, Product.name, Product.price_from).where(Product.is_active)
+def filtered(query: ListingQuery, *columns) -> Select:
+    """Active products passing the listing's filters (category, price, stock); no search, no order."""
+    stmt = select(*columns).where(Product.is_active)
     if query.category_id is not None:
         stmt = stmt.where(Product.category_id == query.category_id)
     if query.min_price is not None:
@@ -228,15 +228,25 @@ def list_products(session: Session, query: ListingQuery, per_page: int) -> Page:
         stmt = stmt.where(Product.price_from <= query.max_price)
     if query.in_stock:
         stmt = stmt.where(_has_stock())
+    return stmt
+
+
+def list_products(session: Session, query: ListingQuery, per_page: int) -> Page:
+    """One page of active products matching the query, fetching one extra row to know if more exist."""
+    stmt = filtered(query, Product.id, Product.slug, Product.name, Product.price_from)
     terms = search_terms(query.q)
     if query.q and not terms:
         return Page(cards=(), number=query.page, has_next=False)
     if terms:
         dialect = session.get_bind().dialect.name
-        stmt = _apply_search(stmt, terms, dialect, rank=query.sort == "relevance")
+        stmt = apply_search(stmt, terms, dialect, rank=query.sort == "relevance")
     stmt = stmt.order_by(*_ordering(query.sort))
     stmt = stmt.limit(per_page + 1).offset((query.page - 1) * per_page)
-    rows = session.execute(stmt).all()
+    return page_of(session, session.execute(stmt).all(), query.page, per_page)
+
+
+def page_of(session: Session, rows, number: int, per_page: int) -> Page:
+    """A page of cards from (id, slug, name, price_from) rows, one more than the page when more exist."""
     shown = [row.id for row in rows[:per_page]]
     images = _primary_images(session, shown)
     stocked = _in_stock(session, shown)
@@ -244,7 +254,7 @@ def list_products(session: Session, query: ListingQuery, per_page: int) -> Page:
         Card(Summary(row.id, row.slug, row.name, row.price_from, images.get(row.id)), row.id in stocked)
         for row in rows[:per_page]
     )
-    return Page(cards=cards, number=query.page, has_next=len(rows) > per_page)
+    return Page(cards=cards, number=number, has_next=len(rows) > per_page)
 
 
 def _ordering(sort: str):

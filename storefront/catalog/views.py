@@ -2,16 +2,17 @@
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
 from flask import session as flask_session
 from flask_login import current_user
 from wtforms import BooleanField, DecimalField, Form, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
+from storefront.catalog import search as search_service
 from storefront.catalog import services as catalog
 from storefront.db import get_session, read_session
 from storefront.extensions import clock
-from storefront.htmx import render
+from storefront.htmx import is_htmx, render
 from storefront.security import csrf_token
 
 bp = Blueprint("catalog", __name__)
@@ -84,6 +85,16 @@ def cached_listing(query: catalog.ListingQuery) -> catalog.Page:
     )
 
 
+def cached_search(query: catalog.ListingQuery) -> search_service.Results:
+    """One page of search results with their count and match hints, cached like a listing."""
+    per_page = current_app.config["PAGE_SIZE"]
+    return catalog_cache().listings.get(
+        ("search", query, per_page),
+        cache_seconds(),
+        lambda _now: (search_service.search(get_session(), query, per_page), None),
+    )
+
+
 class ListingForm(Form):
     """The filters of a listing, read from the query string so every view of it is a shareable URL."""
 
@@ -143,7 +154,11 @@ def _listing(template: str, fixed_category=None, searching: bool = False, catego
         sort=form.sort.data,
         page=form.page.data or 1,
     )
-    page = cached_listing(query)
+    if searching:
+        results = cached_search(query)
+        page, context["results"] = results.page, results
+    else:
+        page = cached_listing(query)
     return render(
         template,
         "catalog/_results.html",
@@ -205,6 +220,22 @@ def category(slug: str):
 def search():
     """Full-text search: a page, or as-you-type results for HTMX."""
     return _listing("catalog/search.html", searching=True)
+
+
+@bp.get("/search/suggest")
+def suggest():
+    """Product names for what the shopper is typing (an HTMX fragment); without HTMX, the plain search."""
+    q = request.args.get("q", "")[:100]
+    if not is_htmx():
+        return redirect(url_for(".search", q=q), 303)
+    found = catalog_cache().listings.get(
+        ("suggest", q.lower()),
+        cache_seconds(),
+        lambda _now: (search_service.suggestions(get_session(), q), None),
+    )
+    response = current_app.make_response(render_template("catalog/_suggestions.html", suggestions=found, q=q))
+    response.vary.add("HX-Request")
+    return response
 
 
 # --- the product page: rendered once per snapshot, with holes for what is the shopper's own ---

@@ -20,6 +20,7 @@ from storefront.inventory import services as inventory
 from storefront.inventory.services import Shortage
 from storefront.orders import services as orders
 from storefront.orders.models import Order, OrderEvent, OrderLine
+from storefront.payments import hosted
 from storefront.payments import services as payments
 from storefront.payments.models import PaymentAttempt
 
@@ -230,7 +231,11 @@ def place_order(
     )
     session.execute(
         _INSERT_ATTEMPT,
-        payments.charge_values(order_id, priced.total, number, details.nonce_descriptor, details.nonce_value),
+        hosted.charge_values(order_id, priced.total, number)
+        if details.nonce_descriptor == hosted.DESCRIPTOR
+        else payments.charge_values(
+            order_id, priced.total, number, details.nonce_descriptor, details.nonce_value
+        ),
     )
     session.execute(
         _INSERT_EVENT,

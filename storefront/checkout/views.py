@@ -23,6 +23,7 @@ from storefront.db import get_session
 from storefront.extensions import check_limits, client_ip, limiter, redis_client
 from storefront.htmx import is_htmx
 from storefront.orders import services as orders
+from storefront.payments import hosted
 
 bp = Blueprint("checkout", __name__)
 
@@ -186,7 +187,9 @@ def place():
     if "refresh" in request.form:  # the no-JavaScript way to update shipping and totals
         form.validate()
         return _page(form, cart)
-    if form.validate():
+    # Accept Hosted: the card is typed on the gateway's hosted form after the order is placed.
+    pay_hosted = request.form.get("pay_with") == "hosted"
+    if form.validate() and not pay_hosted:
         if form.dataDescriptor.data not in NONCE_DESCRIPTORS or not form.dataValue.data:
             form.dataValue.errors.append("Enter your card details (card payments need JavaScript).")
         elif len(form.dataValue.data) > 8192:
@@ -199,7 +202,7 @@ def place():
     except accounts.AccountError as error:
         form.email.errors.append(str(error))
         return _page(form, cart, 422)
-    details = _details(form, email)
+    details = _details(form, email, pay_hosted)
     session = get_session()
     hold = timedelta(minutes=current_app.config["ORDER_HOLD_MINUTES"])
     try:
@@ -220,6 +223,8 @@ def place():
     _remember_order(order.id)
     alerts.order_placed()
     flask_session["cart_count"] = 0
+    if pay_hosted:  # nothing to charge until the shopper pays on the hosted form
+        return _to(url_for("orders.hosted_form", number=order.number), full_page=True)
     # After the commit, so the worker always finds the order; if Redis fails right here, the sweep re-drives it.
     try:
         queues.enqueue(payment_jobs.finalize_order, order.id, queue="payments", timeout=_job_timeout())
@@ -230,7 +235,7 @@ def place():
     return _to_status(order)
 
 
-def _details(form: CheckoutForm, email: str) -> checkout.Details:
+def _details(form: CheckoutForm, email: str, pay_hosted: bool = False) -> checkout.Details:
     def text(field) -> str:
         return (field.data or "").strip()
 
@@ -246,8 +251,8 @@ def _details(form: CheckoutForm, email: str) -> checkout.Details:
         phone=text(form.phone),
         shipping_method=form.shipping_method.data,
         idempotency_key=form.idempotency_key.data,
-        nonce_descriptor=form.dataDescriptor.data,
-        nonce_value=form.dataValue.data,
+        nonce_descriptor=hosted.DESCRIPTOR if pay_hosted else form.dataDescriptor.data,
+        nonce_value="" if pay_hosted else form.dataValue.data,
         user_id=current_user.id if current_user.is_authenticated else None,
     )
 
@@ -278,9 +283,14 @@ def _remember_order(order_id: int) -> None:
 
 
 def _to_status(order):
-    target = url_for("orders.status", number=order.number)
+    return _to(url_for("orders.status", number=order.number))
+
+
+def _to(target: str, full_page: bool = False):
+    """303 to the target; an HTMX request is told where to go instead (a full load when the page needs its
+    own headers, as the hosted payment step does)."""
     if is_htmx():
         response = current_app.make_response(("", 204))
-        response.headers["HX-Location"] = target
+        response.headers["HX-Redirect" if full_page else "HX-Location"] = target
         return response
     return redirect(target, 303)

@@ -12,12 +12,14 @@ Authorize.Net's documented sandbox behaviour. The SDK's traps (docs/authorizenet
 """
 
 import functools
+import json
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import authorizenet.apicontrollersbase
 import pyxb
@@ -25,10 +27,11 @@ import requests
 from authorizenet import apicontractsv1
 from authorizenet.apicontrollers import (
     createTransactionController,
+    getHostedPaymentPageController,
     getTransactionDetailsController,
     getUnsettledTransactionListController,
 )
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
 from requests.adapters import HTTPAdapter
 
 from storefront.payments.sandbox import Ledger, Outcome
@@ -91,6 +94,64 @@ class Transaction:
     @property
     def held(self) -> bool:
         return self.status.startswith("FDS")
+
+
+@dataclass(frozen=True)
+class HostedPageRequest:
+    """What the Accept Hosted form is to charge, and where it sends the shopper back to."""
+
+    amount: Decimal
+    invoice_number: str
+    ref_id: str
+    capture: bool
+    return_url: str
+    cancel_url: str
+    email: str = ""
+    customer_id: str = ""
+    merchant_name: str = "Storefront"
+
+
+@dataclass(frozen=True)
+class HostedPage:
+    """A form token and the hosted payment form it is posted to (form field `token`, as Authorize.Net asks)."""
+
+    token: str
+    url: str
+
+
+def hosted_form_url(endpoint: str) -> str:
+    """The Accept Hosted form beside an API endpoint: Authorize.Net's own for its two, else the same host's
+    /payment/payment (the loopback server's)."""
+    known = {
+        "https://apitest.authorize.net/xml/v1/request.api": "https://test.authorize.net/payment/payment",
+        "https://api2.authorize.net/xml/v1/request.api": "https://accept.authorize.net/payment/payment",
+        "https://api.authorize.net/xml/v1/request.api": "https://accept.authorize.net/payment/payment",
+    }
+    if endpoint in known:
+        return known[endpoint]
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}/payment/payment"
+
+
+def hosted_settings(page: HostedPageRequest) -> dict[str, str]:
+    """hostedPaymentSettings: no receipt page, straight back to our return URL; card only, CVV required."""
+    return {
+        "hostedPaymentReturnOptions": json.dumps(
+            {
+                "showReceipt": False,
+                "url": page.return_url,
+                "urlText": "Back to the shop",
+                "cancelUrl": page.cancel_url,
+                "cancelUrlText": "Cancel",
+            }
+        ),
+        "hostedPaymentButtonOptions": json.dumps({"text": "Pay"}),
+        "hostedPaymentOrderOptions": json.dumps({"show": True, "merchantName": page.merchant_name}),
+        "hostedPaymentPaymentOptions": json.dumps(
+            {"cardCodeRequired": True, "showCreditCard": True, "showBankAccount": False}
+        ),
+        "hostedPaymentBillingAddressOptions": json.dumps({"show": True, "required": False}),
+    }
 
 
 def _money(amount: Decimal) -> Decimal:
@@ -199,7 +260,9 @@ class AuthorizeNetGateway:
         endpoint: str,
         timeout: tuple[float, float] = (5, 30),
         duplicate_window: int = 600,
+        hosted_url: str = "",
     ):
+        self.hosted_url = hosted_url or hosted_form_url(endpoint)
         self.login = login
         self.key = key
         self.endpoint = endpoint
@@ -318,6 +381,43 @@ class AuthorizeNetGateway:
             billTo=bill_to,
             transactionSettings=self._settings(self.duplicate_window),
         )
+
+    def hosted_page(self, page: HostedPageRequest) -> HostedPage | None:
+        """A form token for Accept Hosted (getHostedPaymentPageRequest): the shopper posts it to the hosted
+        payment form, which charges the card with our invoice number; None when the gateway did not give one."""
+        request = apicontractsv1.getHostedPaymentPageRequest()
+        request.merchantAuthentication = self._auth()
+        request.refId = page.ref_id[:20]
+        body = apicontractsv1.transactionRequestType()
+        body.transactionType = "authCaptureTransaction" if page.capture else "authOnlyTransaction"
+        body.amount = _money(page.amount)
+        order = apicontractsv1.orderType()
+        order.invoiceNumber = page.invoice_number[:20]
+        order.description = "Storefront order"
+        body.order = order
+        customer = apicontractsv1.customerDataType()
+        customer.type = "individual"
+        if page.customer_id:
+            customer.id = page.customer_id[:20]
+        if page.email:
+            customer.email = page.email[:255]
+        body.customer = customer
+        request.transactionRequest = body
+        settings = apicontractsv1.ArrayOfSetting()
+        for name, value in hosted_settings(page).items():
+            setting = apicontractsv1.settingType()
+            setting.settingName = name
+            setting.settingValue = value
+            settings.setting.append(setting)
+        request.hostedPaymentSettings = settings
+        root = self._execute(getHostedPaymentPageController, request)
+        token = _text(root, "token")
+        if root is None or _text(root, "messages/resultCode") != "Ok" or not token:
+            log.warning(
+                "no hosted payment page token: %s", _text(root, "messages/message/text") or "no answer"
+            )
+            return None
+        return HostedPage(token=token, url=self.hosted_url)
 
     def capture(self, trans_id: str, amount: Decimal, ref_id: str) -> Result:
         """Capture an earlier authorization (a second capture is answered 311: already captured)."""
@@ -445,6 +545,19 @@ class TestGateway:
                 customer_id=customer_id,
             )
         )
+
+    def hosted_page(self, page: HostedPageRequest) -> HostedPage:
+        """A form token for the shop's own stand-in of the hosted form (payments.test_hosted_form)."""
+        token = self.ledger.issue_form(
+            amount=_money(page.amount),
+            invoice_number=page.invoice_number[:20],
+            capture=page.capture,
+            return_url=page.return_url,
+            cancel_url=page.cancel_url,
+            customer_id=page.customer_id[:20],
+            merchant_name=page.merchant_name,
+        )
+        return HostedPage(token=token, url=url_for("payments.test_hosted_form", _external=True))
 
     def capture(self, trans_id: str, amount: Decimal, ref_id: str) -> Result:
         return self._from(self.ledger.capture(trans_id, _money(amount)))

@@ -7,14 +7,16 @@ a comment says which real-gateway behaviour is imitated. No `authorizenet` impor
 
 import base64
 import binascii
+import html
 import itertools
 import json
 import random
 import re
+import secrets
 import string
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -65,6 +67,8 @@ REASONS = {
     "2": ("2", "This transaction has been declined."),
     "5": ("3", "A valid amount is required."),
     "6": ("3", "The credit card number is invalid."),
+    "7": ("3", "The credit card expiration date is invalid."),
+    "8": ("3", "The credit card has expired."),
     "11": ("3", "A duplicate transaction has been submitted."),
     "16": ("3", "The transaction cannot be found."),
     "17": ("3", "The merchant does not accept this type of credit card."),
@@ -91,6 +95,7 @@ BRAND_NAMES = frozenset(name for name, _ in BRANDS)
 
 CENTS = Decimal("0.01")
 ZERO = Decimal("0.00")
+HOSTED_TOKEN_SECONDS = 15 * 60  # an Accept Hosted form token is valid for 15 minutes (README §6)
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,22 @@ class _Card:
     cvv: str = ""  # result letter, already decided
     nonce: str = ""  # the single-use nonce to spend, if any
     forced: str = ""  # the reason code a test nonce always answers with
+
+
+@dataclass(frozen=True)
+class HostedForm:
+    """An Accept Hosted form token and the transaction it will run (getHostedPaymentPageRequest)."""
+
+    token: str
+    amount: Decimal
+    invoice_number: str
+    capture: bool
+    customer_id: str
+    return_url: str
+    cancel_url: str
+    merchant_name: str
+    issued_at: float
+    paid_trans_id: str = ""  # a token pays once; then the form only sends the shopper back
 
 
 INVALID_TOKEN = Outcome("Error", "E00114", "Invalid OTS Token.", "", "", "")
@@ -217,6 +238,14 @@ def read_local_nonce(nonce: str) -> dict | None:
     return claims
 
 
+def _expiry_ok(expiration: str, now: datetime) -> bool:
+    """An expiry as the hosted form takes it, MM/YY or MMYY, not before this month."""
+    match = re.fullmatch(r"(0[1-9]|1[0-2])/?(\d{2})", expiration.strip())
+    if not match:
+        return False
+    return (2000 + int(match[2]), int(match[1])) >= (now.year, now.month)
+
+
 def _cvv_result(card_code: str | None) -> str:
     return CVV_BY_CODE.get(card_code, "M") if card_code else ""
 
@@ -270,6 +299,7 @@ class Ledger:
         self._spent: set[str] = set()
         self._recent: dict[tuple, tuple[float, str]] = {}  # duplicate-check key -> (submitted, trans id)
         self._random = random.Random()
+        self._forms: dict[str, HostedForm] = {}
 
     def authorize(
         self,
@@ -334,6 +364,67 @@ class Ledger:
             return outcome(
                 reason, trans_id=txn.trans_id, auth_code=auth_code, avs=avs, cvv=card.cvv, **account
             )
+
+    def issue_form(
+        self,
+        *,
+        amount: Decimal,
+        invoice_number: str,
+        capture: bool,
+        return_url: str,
+        cancel_url: str,
+        customer_id: str = "",
+        merchant_name: str = "",
+    ) -> str:
+        """A new Accept Hosted form token for this transaction."""
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._forms[token] = HostedForm(
+                token,
+                amount.quantize(CENTS),
+                invoice_number,
+                capture,
+                customer_id,
+                return_url,
+                cancel_url,
+                merchant_name,
+                self._clock(),
+            )
+        return token
+
+    def form(self, token: str) -> HostedForm | None:
+        """The hosted form a token opens, or None once it is unknown or older than 15 minutes."""
+        with self._lock:
+            form = self._forms.get(token)
+        if form is None or self._clock() - form.issued_at > HOSTED_TOKEN_SECONDS:
+            return None
+        return form
+
+    def pay_form(
+        self, token: str, *, card_number: str, expiration: str, card_code: str, zip_code: str
+    ) -> Outcome:
+        """The shopper submits the hosted form: the card is charged under the form's invoice number. A
+        declined card leaves the token usable (the form asks for another card); a paid one is spent."""
+        form = self.form(token)
+        if form is None:
+            return INVALID_TOKEN
+        if form.paid_trans_id:
+            return outcome("11", trans_id=form.paid_trans_id)
+        if not _expiry_ok(expiration, datetime.fromtimestamp(self._clock(), UTC)):
+            return outcome("8")
+        result = self.authorize(
+            capture=form.capture,
+            amount=form.amount,
+            card_number=card_number,
+            card_code=card_code or None,
+            zip_code=zip_code,
+            invoice_number=form.invoice_number,
+            customer_id=form.customer_id,
+        )
+        if result.response_code in {"1", "4"}:
+            with self._lock:
+                self._forms[token] = replace(form, paid_trans_id=result.trans_id)
+        return result
 
     def capture(self, ref_trans_id: str, amount: Decimal | None = None) -> Outcome:
         """A priorAuthCaptureTransaction of an authorization; a second capture answers 311 and changes nothing."""
@@ -509,3 +600,64 @@ class Ledger:
         )
         self._txns[txn.trans_id] = txn
         return txn
+
+
+def hosted_form_step(
+    ledger: Ledger, fields: Mapping[str, str], *, pay: bool, pay_action: str, hidden: Mapping[str, str] = {}
+):
+    """One request to an emulated Accept Hosted form, as (HTTP status, HTML page, redirect target or "").
+
+    Opening it (the shop posts the token) shows a card form; paying charges the ledger under the token's
+    invoice number. An approved or held payment goes straight back to the shop's return URL (the shop asks for
+    no receipt page); a declined card shows the form again with the reason, as the real form does."""
+    token = (fields.get("token") or "").strip()
+    form = ledger.form(token)
+    if form is None:
+        return 400, hosted_page_html(None, "", "This payment form has expired."), ""
+    if form.paid_trans_id:
+        return 303, b"", form.return_url
+    if not pay:
+        return 200, hosted_page_html(form, pay_action, hidden=hidden), ""
+    result = ledger.pay_form(
+        token,
+        card_number=(fields.get("cardNumber") or "").replace(" ", ""),
+        expiration=fields.get("expirationDate") or "",
+        card_code=(fields.get("cardCode") or "").strip(),
+        zip_code=(fields.get("zip") or "").strip(),
+    )
+    if result.response_code in {"1", "4"}:
+        return 303, b"", form.return_url
+    return 200, hosted_page_html(form, pay_action, result.reason_text or result.message_text, hidden), ""
+
+
+def hosted_page_html(
+    form: HostedForm | None, pay_action: str, error: str = "", hidden: Mapping[str, str] = {}
+) -> bytes:
+    """The emulated hosted payment form: plain HTML that works without JavaScript; `hidden` adds fields (the
+    shop's own stand-in carries its CSRF token)."""
+    alert = f"<p role='alert'>{html.escape(error)}</p>" if error else ""
+    if form is None:
+        body = alert
+    else:
+        cancel = f"<a href='{html.escape(form.cancel_url)}'>Cancel</a>" if form.cancel_url else ""
+        extra = "".join(
+            f'<input type="hidden" name="{html.escape(name)}" value="{html.escape(value)}">'
+            for name, value in hidden.items()
+        )
+        body = f"""<p>{html.escape(form.merchant_name or "Merchant")}: invoice {html.escape(form.invoice_number)},
+<strong>${form.amount:.2f}</strong></p>{alert}
+<form method="post" action="{html.escape(pay_action)}">
+<input type="hidden" name="token" value="{html.escape(form.token)}">{extra}
+<p><label for="cardNumber">Card number</label> <input id="cardNumber" name="cardNumber" autocomplete="cc-number"
+ inputmode="numeric" required></p>
+<p><label for="expirationDate">Expiration (MM/YY)</label> <input id="expirationDate" name="expirationDate"
+ autocomplete="cc-exp" required></p>
+<p><label for="cardCode">Card code</label> <input id="cardCode" name="cardCode" autocomplete="cc-csc"
+ inputmode="numeric" required></p>
+<p><label for="zip">ZIP code</label> <input id="zip" name="zip" autocomplete="postal-code"></p>
+<p><button type="submit">Pay</button> {cancel}</p>
+</form>"""
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Payment (test Accept Hosted)</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head><body><main><h1>Payment</h1>
+{body}</main></body></html>"""
+    return page.encode()

@@ -17,7 +17,7 @@ from storefront.orders.models import Order
 from storefront.payments.gateway import Result, Transaction
 from storefront.payments.models import PaymentAttempt
 
-IN_FLIGHT = ("created", "sending", "unknown", "held")
+IN_FLIGHT = ("created", "sending", "unknown", "held", "hosted")  # hosted: the shopper may be paying
 FRIENDLY_DECLINE = "Your card was declined. Please try another card."
 
 

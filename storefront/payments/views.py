@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import json
 
-from flask import Blueprint, abort, current_app, request
+from flask import Blueprint, abort, current_app, make_response, redirect, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -12,7 +12,10 @@ from jobs import payments as payment_jobs
 from storefront import queues
 from storefront.db import get_session
 from storefront.extensions import csrf
+from storefront.payments import sandbox
+from storefront.payments.gateway import TestGateway, get_gateway
 from storefront.payments.models import PaymentAttempt, WebhookEvent
+from storefront.security import csrf_token
 
 bp = Blueprint("payments", __name__)
 
@@ -63,3 +66,24 @@ def authorizenet_webhook():
     if attempt_id is not None:
         queues.enqueue(payment_jobs.check_payment, attempt_id, queue="payments")
     return {"status": "accepted"}, 200
+
+
+@bp.route("/payments/test-hosted", methods=["GET", "POST"])
+def test_hosted_form():
+    """The built-in test gateway's stand-in for the Accept Hosted form (404 with a real gateway)."""
+    gateway = get_gateway()
+    if not isinstance(gateway, TestGateway):
+        abort(404)
+    status, page, location = sandbox.hosted_form_step(
+        gateway.ledger,
+        request.values.to_dict(),
+        pay=request.method == "POST" and request.args.get("step") == "pay",
+        pay_action=url_for("payments.test_hosted_form", step="pay"),
+        # Our own page, so our CSRF check applies (a real hosted form never sees the token).
+        hidden={"csrf_token": csrf_token()},
+    )
+    if location:
+        return redirect(location, 303)
+    response = make_response(page, status)
+    response.cache_control.no_store = True
+    return response

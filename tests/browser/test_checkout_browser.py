@@ -370,9 +370,9 @@ def test_without_javascript_checkout_explains_the_card_and_updates_totals(nojs, 
     email = new_email("nojs")
     add_to_cart(page, item)
     page.goto("/checkout")
-    notice = page.locator("noscript .notice-error")  # get_by_text skips <noscript>, though Chromium shows it
+    notice = page.locator("noscript .notice")  # get_by_text skips <noscript>, though Chromium shows it
     expect(notice).to_be_visible()
-    expect(notice).to_contain_text("Card payment needs JavaScript")
+    expect(notice).to_contain_text("Without JavaScript, pay on our payment provider's secure page")
     fill_address(page, email, region="CA")
     expect(page.locator("#order-summary")).not_to_contain_text("California")  # nothing happens by itself
 
@@ -390,6 +390,52 @@ def test_without_javascript_checkout_explains_the_card_and_updates_totals(nojs, 
         "Enter your card details (card payments need JavaScript)."
     )
     assert live_server.scalars("SELECT count(*) FROM orders WHERE email = :e", e=email) == [0]
+    browser_errors.assert_none(page)
+
+
+def test_without_javascript_a_shopper_pays_on_the_hosted_payment_form(
+    nojs, live_server, browser_errors, screenshot
+):
+    """Accept Hosted end to end with JavaScript off: the loopback's hosted form declines one card, takes the
+    next, sends the shopper back, and the worker finds the charge by the order's invoice number."""
+    page = nojs
+    [item] = items(live_server, 1, skip=5)
+    email = new_email("hosted")
+    add_to_cart(page, item)
+    page.goto("/checkout")
+    fill_address(page, email)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Pay on the secure payment page instead").click()
+    expect(page).to_have_url(re.compile(r"/orders/[A-Za-z0-9-]+/hosted$"))
+    number = page.url.rsplit("/", 2)[-2]
+    assert order_row(live_server, number)["status"] == "pending_payment"
+    screenshot(page, "hosted-step")
+
+    page.get_by_role("button", name="Continue to secure payment").click()
+    expect(page).to_have_url(re.compile(re.escape(live_server.loopback_url) + "/payment/payment"))
+    page.get_by_label("Card number").fill(TEST_CARD_DIGITS)
+    page.get_by_label("Expiration (MM/YY)").fill("12/35")
+    page.get_by_label("Card code").fill("900")
+    page.get_by_label("ZIP code").fill(DECLINE_ZIP)
+    page.get_by_role("button", name="Pay").click()
+    expect(page.get_by_role("alert")).to_contain_text("declined")
+    assert order_row(live_server, number)["status"] == "pending_payment"
+
+    page.get_by_label("Card number").fill(TEST_CARD_DIGITS)
+    page.get_by_label("Expiration (MM/YY)").fill("12/35")
+    page.get_by_label("Card code").fill("900")
+    page.get_by_label("ZIP code").fill("62701")
+    page.get_by_role("button", name="Pay").click()
+    expect(page).to_have_url(re.compile(rf"{re.escape(live_server.url)}/orders/{number}$"))
+    for _ in range(PAID_WAIT_MS // 500):  # no JavaScript: the shopper refreshes
+        if "Thank you" in page.content():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(page.get_by_text("Thank you! Your order is paid.")).to_be_visible()
+    screenshot(page, "hosted-paid")
+    [charge] = [c for c in charges(live_server, number) if c["status"] != "declined"]
+    assert Decimal(charge["auth_amount"]) == Decimal(str(order_row(live_server, number)["total"]))
     browser_errors.assert_none(page)
 
 
@@ -433,6 +479,18 @@ def test_checkout_and_order_status_have_no_serious_accessibility_violations(axe,
     expect(page.locator("#order-status")).to_contain_text("Your order is paid", timeout=PAID_WAIT_MS)
     violations = axe.scan()
     assert not violations, f"axe on the order status page:\n{axe.report(violations)}"
+
+
+def test_the_hosted_payment_step_has_no_serious_accessibility_violations(axe, live_server):
+    page = axe.page
+    [item] = items(live_server, 1, skip=6)
+    add_to_cart(page, item)
+    page.goto("/checkout")
+    fill_address(page, new_email("axe-hosted"))
+    page.get_by_role("button", name="Pay on the secure payment page instead").click()
+    expect(page.get_by_role("button", name="Continue to secure payment")).to_be_visible()
+    violations = axe.scan()
+    assert not violations, f"axe on the hosted payment step:\n{axe.report(violations)}"
 
 
 # -- no card number is kept anywhere ------------------------------------------------------------------
