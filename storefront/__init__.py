@@ -26,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     configure_logging(app)
     db.init_app(app)
     configure_extensions(app)
+    configure_flags(app)
     register_blueprints(app)
     configure_media(app)
     errors.init_app(app)
@@ -59,15 +60,23 @@ def configure_extensions(app: Flask) -> None:
     gateway.init_app(app)
 
 
+def configure_flags(app: Flask) -> None:
+    from storefront.flags import services as flags
+
+    flags.init_app(app)
+
+
 def register_blueprints(app: Flask) -> None:
     from storefront.accounts.views import bp as accounts_bp
     from storefront.admin import bp as admin_bp
     from storefront.cart.views import bp as cart_bp
     from storefront.catalog.views import bp as catalog_bp
     from storefront.checkout.views import bp as checkout_bp
+    from storefront.health.views import bp as health_bp
     from storefront.orders.views import bp as orders_bp
     from storefront.payments.views import bp as payments_bp
 
+    app.register_blueprint(health_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(cart_bp, url_prefix="/cart")
@@ -89,5 +98,13 @@ def configure_media(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     from storefront import cli
 
-    for command in (cli.seed_demo, cli.stock, cli.lockouts, cli.unlock, cli.sweep, cli.create_staff):
+    for command in (
+        cli.seed_demo,
+        cli.stock,
+        cli.lockouts,
+        cli.unlock,
+        cli.sweep,
+        cli.create_staff,
+        cli.flags_cli,
+    ):
         app.cli.add_command(command)

@@ -106,3 +106,107 @@ def create_staff(email: str, role: str, password: str) -> None:
         raise click.ClickException(str(error)) from error
     session.commit()
     click.echo(f"{'created' if created else 'updated'} {role} {user.email}")
+
+
+@click.group("flags")
+def flags_cli() -> None:
+    """Feature flags, switches and samples: list, set, unset."""
+
+
+def _operator():
+    """Who the audit log names for a change made here: the operating-system user, no account."""
+    import getpass
+    from types import SimpleNamespace
+
+    return SimpleNamespace(id=None, email=f"cli:{getpass.getuser()}")
+
+
+def _flag_line(kind: str, values: dict, name: str) -> str:
+    return json.dumps({"kind": kind, "name": name, **values}, default=str)
+
+
+@flags_cli.command("list")
+@with_appcontext
+def flags_list() -> None:
+    """Every flag, switch and sample with its rules, one JSON object a line."""
+    from storefront.flags import services as flags
+
+    for kind, things in flags.all_of(get_session()).items():
+        _model, values = flags.MODELS[kind]
+        for thing in things:
+            click.echo(_flag_line(kind, values(thing), thing.name))
+
+
+@flags_cli.command("set")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["flag", "switch", "sample"]), help="When creating (default flag).")
+@click.option("--on", "state", flag_value="on", help="A flag on for everyone; a switch on.")
+@click.option("--off", "state", flag_value="off", help="A flag off for everyone; a switch off.")
+@click.option("--rules", "state", flag_value="rules", help="A flag decided by staff, accounts and percent.")
+@click.option("--staff/--no-staff", default=None, help="A flag on for staff.")
+@click.option("--percent", type=click.FloatRange(0, 100), help="A flag's sticky share, or a sample's.")
+@click.option("--accounts", help="A flag's accounts: e-mails separated by commas (empty clears).")
+@click.option("--note", help="What it is for.")
+@with_appcontext
+def flags_set(name, kind, state, staff, percent, accounts, note) -> None:
+    """Create or change a flag, switch or sample; every process has the change within a moment."""
+    from decimal import Decimal
+
+    from storefront.accounts import services as account_services
+    from storefront.admin import services as audit  # until the audit service has a home of its own
+    from storefront.flags import services as flags
+
+    session = get_session()
+    existing = [k for k in flags.KINDS if flags.find(session, k, name) is not None]
+    kind = kind or (existing[0] if existing else "flag")
+    changes: dict = {} if note is None else {"note": note}
+    if state is not None and kind == "sample":
+        raise click.UsageError("a sample has only --percent")
+    if state is not None:
+        key, values = (
+            ("active", {"on": True, "off": False}) if kind == "switch" else ("everyone", flags.EVERYONE)
+        )
+        if state not in values:
+            raise click.UsageError(f"a {kind} takes --on or --off")
+        changes[key] = values[state]
+    if kind != "flag" and (staff is not None or accounts is not None):
+        raise click.UsageError("--staff and --accounts are for flags")
+    if kind == "switch" and percent is not None:
+        raise click.UsageError("a switch has no percent")
+    if staff is not None:
+        changes["staff"] = staff
+    if percent is not None:
+        changes["percent"] = Decimal(str(percent)).quantize(Decimal("0.1"))
+    if accounts is not None:
+        ids, missing = account_services.ids_for_emails(session, [e for e in accounts.split(",") if e.strip()])
+        if missing:
+            raise click.ClickException(f"no account for {', '.join(missing)}")
+        changes["accounts"] = ids
+    _thing, before, after = flags.save(session, kind, name, **changes)
+    changed_before, changed_after = audit.changes(before, after)
+    if changed_after or not before:
+        action = f"{kind}.{'update' if before else 'create'}"
+        audit.record(session, _operator(), action, kind, name, changed_before, changed_after, ip="cli")
+    session.commit()
+    flags.announce_change()
+    click.echo(_flag_line(kind, after, name))
+
+
+@flags_cli.command("unset")
+@click.argument("name")
+@with_appcontext
+def flags_unset(name: str) -> None:
+    """Remove a flag, switch or sample: code asking for it then reads it as off."""
+    from storefront.admin import services as audit  # until the audit service has a home of its own
+    from storefront.flags import services as flags
+
+    session = get_session()
+    for kind in flags.KINDS:
+        before = flags.delete(session, kind, name)
+        if before is not None:
+            audit.record(session, _operator(), f"{kind}.delete", kind, name, before, {}, ip="cli")
+            session.commit()
+            flags.announce_change()
+            click.echo(f"removed {kind} {name}")
+            return
+    raise click.ClickException(f"no flag, switch or sample called {name!r}")

@@ -94,6 +94,8 @@ def load_config(instance_path: str) -> dict:
         "PAGE_SIZE": int(os.environ.get("PAGE_SIZE", "24")),
         "LOW_STOCK_THRESHOLD": int(os.environ.get("LOW_STOCK_THRESHOLD", "10")),
         "STOCK_POLL_SECONDS": int(os.environ.get("STOCK_POLL_SECONDS", "5")),
+        # Seconds a process trusts its copy of the feature flags; a change published on Redis ends it sooner.
+        "FLAGS_CACHE_SECONDS": float(os.environ.get("FLAGS_CACHE_SECONDS", "2")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production or _bool(os.environ.get("SESSION_COOKIE_SECURE")),

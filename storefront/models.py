@@ -15,6 +15,7 @@ from storefront.catalog.models import (
 )
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import Base
+from storefront.flags.models import Flag, Sample, Switch
 from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments.models import PaymentAttempt, WebhookEvent
 
@@ -33,6 +34,7 @@ __all__ = [
     "Cart",
     "CartLine",
     "Category",
+    "Flag",
     "LoginAttempt",
     "Order",
     "OrderEvent",
@@ -43,8 +45,10 @@ __all__ = [
     "RecoveryCode",
     "Sale",
     "SaleItem",
+    "Sample",
     "ShippingMethod",
     "StockMovement",
+    "Switch",
     "TaxRate",
     "User",
     "Variant",
