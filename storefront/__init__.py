@@ -27,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     configure_extensions(app)
     configure_flags(app)
+    configure_live_stock(app)
     register_blueprints(app)
     configure_media(app)
     errors.init_app(app)
@@ -64,6 +65,27 @@ def configure_flags(app: Flask) -> None:
     from storefront.flags import services as flags
 
     flags.init_app(app)
+
+
+def configure_live_stock(app: Flask) -> None:
+    from storefront.live import views as live
+
+    live.init_pages(app)
+
+
+def create_stream_app(config: dict | None = None) -> Flask:
+    """The live stock stream app (gevent workers): config, Redis, security headers and /stream/ only."""
+    from storefront.live import services as live
+    from storefront.live.views import bp as stream_bp
+
+    app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder=str(ROOT / "templates"))
+    configure(app, config)
+    configure_logging(app)
+    init_redis(app)
+    live.init_stream_app(app)
+    app.register_blueprint(stream_bp, url_prefix="/stream")
+    security.init_app(app)
+    return app
 
 
 def register_blueprints(app: Flask) -> None:
