@@ -187,12 +187,13 @@ def _one_line(html: str) -> str:
 class Stream:
     """One open stream: the products it follows and the events waiting to be written to it."""
 
-    __slots__ = ("products", "waiting", "wake")
+    __slots__ = ("products", "waiting", "wake", "written")
 
     def __init__(self, products: tuple[int, ...]) -> None:
         self.products = products
         self.waiting: dict[int, Event] = {}
         self.wake = threading.Event()
+        self.written: dict[int, int] = {}  # product id: the number of the state last written to this stream
 
     def put(self, event: Event) -> None:
         self.waiting[event.state.product_id] = event  # a newer state replaces one not yet written
@@ -242,11 +243,14 @@ class Hub:
             return len({stream for followers in self.streams.values() for stream in followers})
 
     def watermark(self, stream: Stream) -> int:
-        """The id to give a stream: every state numbered up to it has been written to this stream."""
+        """The id to give a stream: every state of its products numbered up to it has been written to it."""
         with self._lock:
             held = [self.pending[p].seq for p in stream.products if p in self.pending]
             held += [event.seq for event in stream.waiting.values()]
-            return min(held) - 1 if held else self.last_seq
+            # Pub/sub delivers in publishing order, so nothing numbered below what we have heard is still coming;
+            # what was read from Redis at connect is each product's latest, so it covers everything before it.
+            known = max(self.last_seq, max(stream.written.values(), default=0))
+            return min(min(held) - 1, known) if held else known
 
     # -- what is published
     def receive(self, state: ProductState) -> None:
@@ -372,7 +376,11 @@ def event_stream(
 
 
 def _write(the_hub: Hub, stream: Stream, events: list[Event], kind: str) -> Iterator[str]:
+    written = stream.written
+    # Never an older state after a newer one (a reconnect's read and the hub can both bring one).
+    events = [event for event in events if event.seq > written.get(event.state.product_id, 0)]
     for n, event in enumerate(events):
+        written[event.state.product_id] = event.seq
         # The id promises "you have everything numbered up to here": not past an event still to be written.
         event_id = the_hub.watermark(stream)
         if n + 1 < len(events):
