@@ -10,12 +10,12 @@ from storefront.catalog.models import (
     ProductImage,
     Sale,
     SaleItem,
-    StockMovement,
     Variant,
 )
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import Base
 from storefront.flags.models import Flag, Sample, Switch
+from storefront.inventory.models import StockMovement
 from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments.models import PaymentAttempt, WebhookEvent
 

@@ -6,6 +6,7 @@ import os
 import socket
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import blinker
@@ -19,6 +20,7 @@ from storefront.live import services as live
 from storefront.security import content_security_policy
 from tests import services
 from tests.factories import make_product
+from tests.helpers import ADDRESS, checkout_form, csrf_token
 from tools import procs
 
 WAIT = 10.0  # seconds any one expected event may take to arrive (a bound, not a measurement)
@@ -52,16 +54,17 @@ def live_connection(live_app):
     from sqlalchemy.orm import sessionmaker
 
     engine = live_app.extensions["db_engine"]
+    names = ("db_sessionmaker", "db_autocommit_sessionmaker")
     with engine.connect() as connection:
         transaction = connection.begin()
-        original = live_app.extensions["db_sessionmaker"]
+        originals = {name: live_app.extensions.pop(name, None) for name in names}
         live_app.extensions["db_sessionmaker"] = sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
         try:
             yield connection
         finally:
-            live_app.extensions["db_sessionmaker"] = original
+            live_app.extensions.update({name: made for name, made in originals.items() if made is not None})
             transaction.rollback()
 
 
@@ -122,6 +125,32 @@ def test_a_stock_change_publishes_every_variant_of_its_product_and_no_personal_d
     assert set(message) == {"seq", "at", "product", "variants"}
     stored = live_app.extensions["redis"].get(live.state_key(product.id))
     assert json.loads(stored) == message  # what a reconnecting stream reads
+
+
+def test_a_real_purchase_publishes_the_stock_it_left_after_the_commit(live_app, live_session):
+    product = make_product(live_session, variants=[{"on_hand": 5, "price": Decimal("20.00")}])
+    [variant] = product.variants
+    set_live_stock(live_session, True)
+    live_session.commit()
+    client = live_app.test_client()
+    subscriber = Subscriber(live_app.config["REDIS_URL"])
+    try:
+        added = client.post(
+            "/cart/add", data={"variant_id": variant.id, "quantity": 2, "csrf_token": csrf_token(client)}
+        )
+        assert added.status_code == 303
+        placed = client.post(
+            "/checkout",
+            data=checkout_form(client)
+            | ADDRESS
+            | {"dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT", "dataValue": "test-approve"},
+        )
+        assert placed.status_code == 303 and "/orders/" in placed.headers["Location"]
+        message = subscriber.next()
+    finally:
+        subscriber.close()
+    assert message is not None and message["product"] == product.id
+    assert message["variants"] == [[variant.id, variant.name, 3]]
 
 
 def test_nothing_is_published_while_the_live_stock_flag_is_off(live_app, live_session):

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import redis
-from flask import Flask, current_app, render_template
+from flask import Flask, current_app, has_app_context, render_template
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -89,7 +89,7 @@ def live_stock_on() -> bool:
 
 def publish_stock_change(sender=None, variant_ids: frozenset[int] = frozenset(), **_extra) -> int | None:
     """Receiver of `stock_changed` (sent after commit): publish the changed products' stock to the streams."""
-    if not variant_ids or not live_stock_on():
+    if not variant_ids or not has_app_context() or not live_stock_on():
         return None
     app = current_app._get_current_object()
     at = time.time()

@@ -2,6 +2,7 @@
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
 
+from storefront.inventory import services as inventory
 from storefront.live import services as live
 from storefront.security import origin
 
@@ -68,8 +69,4 @@ def live_stock_url(kind: str, product_ids) -> str | None:
 def init_pages(app: Flask) -> None:
     """Pages ask `live_stock_url(...)`; stock changes are published once inventory reports them."""
     app.jinja_env.globals.update(live_stock_url=live_stock_url, live_stock_on=live.live_stock_on)
-    try:
-        from storefront.inventory.services import stock_changed
-    except ImportError:  # until the inventory package exists there is nothing to hear
-        return
-    live.connect_publisher(stock_changed)
+    live.connect_publisher(inventory.stock_changed)
