@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from storefront import ROOT
 from storefront.live import services as live
+from tests.live import Shopper
 from tools import procs
 
 FLASH_SLUG = "aurora-crystal-drop-necklace"
@@ -94,7 +96,8 @@ def live_stock(live_server):
 
 
 class Buyer:
-    """Another client buying: the stock changes in the database, then what the publisher sends after commit."""
+    """Another client: buys over HTTP (the shop publishes after its commit), or sets the stock up beforehand
+    the way a staff restock would (a committed change, then the publisher's call)."""
 
     def __init__(self, live_server) -> None:
         self.live_server = live_server
@@ -117,6 +120,18 @@ class Buyer:
         finally:
             client.close()
 
+    def buy(self, web_url: str, quantity: int) -> None:
+        """A purchase over HTTP by a client of its own: add to cart, then place the order (no JavaScript)."""
+        shopper = Shopper(web_url)
+        try:
+            shopper.open_product(FLASH_SLUG)
+            added = shopper.add(self.variant_id, quantity)
+            assert added.status_code == 303, added.text[:500]
+            placed = shopper.place_order(line1=f"{uuid.uuid4().hex[:6]} Main St")
+            assert placed.status_code == 303, placed.text[:500]
+        finally:
+            shopper.close()
+
     def restore(self) -> None:
         self.live_server.execute("UPDATE variants SET reserved = 0 WHERE id = :id", id=self.variant_id)
 
@@ -134,7 +149,7 @@ def test_the_product_page_shows_the_stock_change_and_sold_out_without_a_reload(
     page = desktop
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
-    buyer.leave(40)
+    buyer.leave(12)
     page.goto(f"{live_stock}/products/{FLASH_SLUG}")
     label = page.locator(f"#stock-{buyer.variant_id}")
     expect(label).to_have_text("In stock")
@@ -142,11 +157,10 @@ def test_the_product_page_shows_the_stock_change_and_sold_out_without_a_reload(
     page.evaluate("() => { window.__marker = 1 }")
     news = page.locator("#stock-news")
 
-    buyer.leave(12)  # still above the low-stock threshold: the label may say so, the live region stays quiet
-    buyer.leave(8)
+    buyer.buy(live_stock, 4)  # 12 -> 8: below the low-stock threshold, which the live region announces
     expect(label).to_have_text("Only 8 left", timeout=EVENT_WAIT_MS)
     expect(news).to_contain_text("only 8 left")
-    buyer.leave(0)
+    buyer.buy(live_stock, 8)
     expect(label).to_have_text("Sold out", timeout=EVENT_WAIT_MS)
     expect(label).to_have_class(re.compile(r"\bstock-sold_out\b"))
     expect(news).to_contain_text("sold out")
