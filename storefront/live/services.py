@@ -33,6 +33,7 @@ SEQUENCE_KEY = "live:stock:seq"
 STATE_PREFIX = "live:stock:product:"
 STATE_TTL = 7 * 24 * 3600  # a product's last state outlives any stream; older ones are read from the page
 MAX_PRODUCTS = 100  # products one listing stream may follow
+MAX_OPENING = 10_000  # products whose opening event a stream process keeps rendered
 
 # KEYS: the sequence, then one state key per product. ARGV: channel, commit time, TTL, one body per product.
 # One number per change, so every stream can tell old from new and a reconnect what it missed.
@@ -215,6 +216,7 @@ class Hub:
     shown: dict[int, ProductState] = field(default_factory=dict)  # last state handed to the streams
     sent_at: dict[int, float] = field(default_factory=dict)
     pending: dict[int, ProductState] = field(default_factory=dict)  # waiting for its coalescing slot
+    opening: dict[int, Event] = field(default_factory=dict)  # what a new stream of a product is sent first
     last_seq: int = 0
     subscribed: threading.Event = field(default_factory=threading.Event)
     _pid: int | None = None
@@ -280,8 +282,11 @@ class Hub:
                 self._deliver(state)
 
     def _deliver(self, state: ProductState) -> None:
+        before = self.shown.get(state.product_id)
+        if before is None and state.product_id in self.opening:
+            before = self.opening[state.product_id].state  # what this process's streams were last shown
         with self.app.app_context():
-            event = render_event(state, self.shown.get(state.product_id))
+            event = render_event(state, before)
         self.shown[state.product_id] = state
         self.sent_at[state.product_id] = time.monotonic()
         for stream in tuple(self.streams.get(state.product_id, ())):
@@ -290,10 +295,22 @@ class Hub:
     def current(self, products: tuple[int, ...]) -> list[Event]:
         """Each product's last published state, read from Redis (for a stream that has just connected)."""
         raw = self.app.extensions["redis"].mget([state_key(product_id) for product_id in products])
-        states = [ProductState.parse(value) for value in raw if value]
-        with self.app.app_context():
-            # No announcement: the shopper was not watching when it changed.
-            return [render_event(state, None) for state in states]
+        events = []
+        for value in raw:
+            if not value:
+                continue
+            state = ProductState.parse(value)
+            # Rendered once per state for every stream that connects after it (thousands at a drop's start).
+            cached = self.opening.get(state.product_id)
+            if cached is None or cached.seq != state.seq:
+                with self.app.app_context():
+                    # No announcement: the shopper was not watching when it changed.
+                    cached = render_event(state, None)
+                if len(self.opening) >= MAX_OPENING:
+                    self.opening.clear()
+                self.opening[state.product_id] = cached
+            events.append(cached)
+        return events
 
     # -- the subscription
     def start(self) -> None:
