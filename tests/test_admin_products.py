@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.catalog import services as catalog
 from storefront.catalog.models import Category, Product, ProductImage, Variant
 from storefront.inventory.models import StockMovement

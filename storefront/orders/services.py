@@ -6,6 +6,7 @@ What each change does to stock (release, consume at shipment) is inventory's to 
 import secrets
 from datetime import UTC, datetime
 
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
@@ -85,6 +86,23 @@ def release_stock(session: Session, order: Order) -> None:
 def consume_stock(session: Session, order: Order) -> None:
     """Shipping: the reserved units leave the shelf for good."""
     inventory.consume(session, ((line.variant_id, line.quantity) for line in order.lines))
+
+
+def view_key(secret_key: str, number: str) -> str:
+    """The signed part of a guest's order link (sent in the confirmation e-mail)."""
+    return _signer(secret_key).dumps(number)
+
+
+def opens(secret_key: str, number: str, key: str) -> bool:
+    """Whether `key` is the signed link of order `number`."""
+    try:
+        return bool(key) and _signer(secret_key).loads(key) == number
+    except BadSignature:
+        return False
+
+
+def _signer(secret_key: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt="storefront.order-view")
 
 
 def get(session: Session, order_id: int) -> Order | None:
