@@ -23,7 +23,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import load, report, sut
+from bench import load, report, streams, sut
 from bench.ceilings import nginx, page, pgbench
 from bench.stats import summarize
 from tools.procs import Proc, Stack, group_cpu, machine_cpu, pid_cpu
@@ -88,6 +88,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=int, default=1, help="repeat each fixed-window measurement, report the median"
     )
+    parser.add_argument(
+        "--streams",
+        default="",
+        help="also hold N live stock streams (comma list, e.g. 1000,5000,10000) and measure their fan-out",
+    )
+    parser.add_argument(
+        "--stream-seconds",
+        type=float,
+        default=20.0,
+        help="seconds of publishing per stream count (default 20)",
+    )
     parser.add_argument("--pgbench-clients", type=int, default=8)
     parser.add_argument(
         "--skip",
@@ -110,6 +121,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sweep = args.sweep if args.sweep is not None else ("" if quick else "1,2,4")
     args.sweep = [int(n) for n in sweep.split(",") if n.strip()]
     args.skip = {name.strip() for name in args.skip.split(",") if name.strip()}
+    args.streams = [int(n) for n in args.streams.split(",") if n.strip()]
     weights = dict(part.split("=") for part in args.mix.split(","))
     args.browse_share = float(weights.get("browse", 0)) / max(
         1e-9, float(weights.get("buy", 0)) + float(weights.get("browse", 0))
@@ -1088,6 +1100,11 @@ class Bench:
         if self.args.scale:
             self.scale_shoppers()
             self.scale_catalog()
+        if self.args.streams:
+            log(f"live stock streams: {self.args.streams}")
+            self.results["streams"] = streams.run(
+                self.args.streams, self.args.stream_seconds, 2.0, 2, self.run_dir, sut.REDIS_URL
+            )
         self.final_checks()
         return self.results
 

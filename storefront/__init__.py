@@ -28,6 +28,7 @@ def create_app(config: dict | None = None) -> Flask:
     configure_flags(app)
     configure_metrics(app)
     configure_alerts(app)
+    configure_live_stock(app)
     register_blueprints(app)
     configure_media(app)
     errors.init_app(app)
@@ -80,6 +81,27 @@ def configure_alerts(app: Flask) -> None:
     from storefront.alerts import services as alerts
 
     alerts.init_app(app)
+
+
+def configure_live_stock(app: Flask) -> None:
+    from storefront.live import views as live
+
+    live.init_pages(app)
+
+
+def create_stream_app(config: dict | None = None) -> Flask:
+    """The live stock stream app (gevent workers): config, Redis, security headers and /stream/ only."""
+    from storefront.live import services as live
+    from storefront.live.views import bp as stream_bp
+
+    app = Flask(__name__, instance_path=str(ROOT / "instance"), template_folder=str(ROOT / "templates"))
+    configure(app, config)
+    configure_logging(app)
+    init_redis(app)
+    live.init_stream_app(app)
+    app.register_blueprint(stream_bp, url_prefix="/stream")
+    security.init_app(app)
+    return app
 
 
 def register_blueprints(app: Flask) -> None:

@@ -157,6 +157,13 @@ def load_config(instance_path: str) -> dict:
         "ALERT_DECLINE_MIN": int(os.environ.get("ALERT_DECLINE_MIN", "20")),
         "ALERT_DECLINE_WINDOW": int(os.environ.get("ALERT_DECLINE_WINDOW", "600")),
         "ALERT_QUEUE_STUCK_MINUTES": int(os.environ.get("ALERT_QUEUE_STUCK_MINUTES", "5")),
+        # Live stock (flag `live_stock`, needs Redis): where pages reach the stream pool ("" = this origin's
+        # /stream/, which nginx routes there), and how the streams behave.
+        "STREAM_URL": os.environ.get("STREAM_URL", ""),
+        "LIVE_STOCK_HEARTBEAT_SECONDS": float(os.environ.get("LIVE_STOCK_HEARTBEAT_SECONDS", "15")),
+        "LIVE_STOCK_COALESCE_SECONDS": float(os.environ.get("LIVE_STOCK_COALESCE_SECONDS", "0.25")),
+        "LIVE_STOCK_RETRY_MS": int(os.environ.get("LIVE_STOCK_RETRY_MS", "3000")),  # plus up to as much again
+        "LIVE_STOCK_MAX_SECONDS": float(os.environ.get("LIVE_STOCK_MAX_SECONDS", "3600")),
         # Seconds a process trusts its copy of the feature flags; a change published on Redis ends it sooner.
         "FLAGS_CACHE_SECONDS": float(os.environ.get("FLAGS_CACHE_SECONDS", "2")),
         "SESSION_COOKIE_HTTPONLY": True,

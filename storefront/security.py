@@ -13,9 +13,12 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer, want_bytes
 from werkzeug.exceptions import SecurityError
 
 
-def content_security_policy(accept_js_url: str) -> str:
-    """Scripts only from us, plus Accept.js (and the API it calls) when the real one is configured."""
+def content_security_policy(accept_js_url: str, stream_url: str = "") -> str:
+    """Scripts only from us, plus Accept.js (and the API it calls) when the real one is configured; the live
+    stock streams' origin when it is not ours."""
     scripts, connect = ["'self'"], ["'self'"]
+    if stream_url:
+        connect.append(origin(stream_url))
     if accept_js_url.startswith("https://"):
         scripts.append(origin(accept_js_url))
         connect.append(
@@ -183,7 +186,9 @@ def csrf_token() -> str:
 
 
 def init_app(app: Flask) -> None:
-    app.config["CONTENT_SECURITY_POLICY"] = content_security_policy(app.config["ACCEPT_JS_URL"])
+    app.config["CONTENT_SECURITY_POLICY"] = content_security_policy(
+        app.config["ACCEPT_JS_URL"], app.config.get("STREAM_URL", "")
+    )
     app.extensions["security_headers"] = security_headers(app.config)
     app.before_request(reject_nul_bytes)
     app.after_request(add_security_headers)

@@ -13,6 +13,7 @@ from storefront.catalog import services as catalog
 from storefront.db import get_session, read_session
 from storefront.extensions import clock
 from storefront.htmx import is_htmx, render
+from storefront.live import services as live
 from storefront.security import csrf_token
 
 bp = Blueprint("catalog", __name__)
@@ -274,7 +275,9 @@ def product(slug: str):
         return render_template("catalog/product.html", product=found)
     deadline = found.valid_until.timestamp() if found.valid_until else None
     shell = catalog_cache().pages.get(
-        (slug, current_user.is_authenticated), cache_seconds(), lambda _now: (_product_shell(found), deadline)
+        (slug, current_user.is_authenticated, live.live_stock_on()),
+        cache_seconds(),
+        lambda _now: (_product_shell(found), deadline),
     )
     return shell.replace(CSRF_HOLE, csrf_token()).replace(
         BADGE_HOLE, _badge(flask_session.get("cart_count", 0))
