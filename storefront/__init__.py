@@ -91,6 +91,7 @@ def configure_live_stock(app: Flask) -> None:
 
 def create_stream_app(config: dict | None = None) -> Flask:
     """The live stock stream app (gevent workers): config, Redis, security headers and /stream/ only."""
+    from storefront.health.views import bp as health_bp
     from storefront.live import services as live
     from storefront.live.views import bp as stream_bp
 
@@ -100,6 +101,7 @@ def create_stream_app(config: dict | None = None) -> Flask:
     init_redis(app)
     live.init_stream_app(app)
     app.register_blueprint(stream_bp, url_prefix="/stream")
+    app.register_blueprint(health_bp)  # nginx and the orchestrator ask the stream pool too
     security.init_app(app)
     return app
 

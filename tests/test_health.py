@@ -62,3 +62,13 @@ def test_readyz_names_migrations_that_are_behind_the_code():
         assert response.json["checks"]["database"] == "ok"
     finally:
         services.drop_database(name)
+
+
+def test_the_stream_pool_answers_health_checks_on_redis_alone():
+    from storefront import create_stream_app
+
+    stream = create_stream_app({"SECRET_KEY": "x", "TESTING": True, "REDIS_URL": services.redis_url()})
+    client = stream.test_client()
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["checks"] == {"redis": "ok"}

@@ -46,11 +46,11 @@ def redis_problem(client) -> str | None:
     return None
 
 
-def readiness(engine: Engine, redis_client) -> dict[str, str]:
-    """Each check's answer: "ok" or what failed."""
-    database, migrations = database_problem(engine)
-    return {
-        "database": database or "ok",
-        "migrations": "unknown (database down)" if database else (migrations or "ok"),
-        "redis": redis_problem(redis_client) or "ok",
-    }
+def readiness(engine: Engine | None, redis_client) -> dict[str, str]:
+    """Each check's answer: "ok" or what failed. An app without a database (the stream pool) checks Redis."""
+    checks = {"redis": redis_problem(redis_client) or "ok"}
+    if engine is not None:
+        database, migrations = database_problem(engine)
+        checks["database"] = database or "ok"
+        checks["migrations"] = "unknown (database down)" if database else (migrations or "ok")
+    return checks

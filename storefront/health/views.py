@@ -25,7 +25,7 @@ def healthz():
 @limiter.exempt
 def readyz():
     """200 when the database, Redis and the schema are all fine; 503 naming each that is not."""
-    checks = health.readiness(current_app.extensions["db_engine"], current_app.extensions["redis"])
+    checks = health.readiness(current_app.extensions.get("db_engine"), current_app.extensions["redis"])
     ready = all(answer == "ok" for answer in checks.values())
     response = jsonify(status="ok" if ready else "unavailable", checks=checks)
     response.status_code = 200 if ready else 503
