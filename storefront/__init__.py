@@ -67,6 +67,7 @@ def register_blueprints(app: Flask) -> None:
     from storefront.checkout.views import bp as checkout_bp
     from storefront.orders.views import bp as orders_bp
     from storefront.payments.views import bp as payments_bp
+    from storefront.waitingroom.views import bp as waitingroom_bp
 
     app.register_blueprint(catalog_bp)
     app.register_blueprint(accounts_bp)
@@ -74,6 +75,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(checkout_bp, url_prefix="/checkout")
     app.register_blueprint(orders_bp)
     app.register_blueprint(payments_bp)
+    app.register_blueprint(waitingroom_bp, url_prefix="/waiting-room")
     app.register_blueprint(admin_bp, url_prefix="/admin")
 
 

@@ -94,6 +94,11 @@ def load_config(instance_path: str) -> dict:
         "PAGE_SIZE": int(os.environ.get("PAGE_SIZE", "24")),
         "LOW_STOCK_THRESHOLD": int(os.environ.get("LOW_STOCK_THRESHOLD", "10")),
         "STOCK_POLL_SECONDS": int(os.environ.get("STOCK_POLL_SECONDS", "5")),
+        # The waiting room (storefront/waitingroom): off until a sale in drop mode runs or staff turn it on.
+        "WAITING_ROOM_ADMISSION_SECONDS": float(os.environ.get("WAITING_ROOM_ADMISSION_SECONDS", "300")),
+        "WAITING_ROOM_ABANDON_SECONDS": float(os.environ.get("WAITING_ROOM_ABANDON_SECONDS", "30")),
+        "WAITING_ROOM_POLL_SECONDS": int(os.environ.get("WAITING_ROOM_POLL_SECONDS", "3")),
+        "WAITING_ROOM_CACHE_SECONDS": float(os.environ.get("WAITING_ROOM_CACHE_SECONDS", "2")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production or _bool(os.environ.get("SESSION_COOKIE_SECURE")),

@@ -17,6 +17,7 @@ from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import Base
 from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments.models import PaymentAttempt, WebhookEvent
+from storefront.waitingroom.models import DropMode
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
@@ -33,6 +34,7 @@ __all__ = [
     "Cart",
     "CartLine",
     "Category",
+    "DropMode",
     "LoginAttempt",
     "Order",
     "OrderEvent",

@@ -629,7 +629,10 @@ def main(argv: list[str] | None = None) -> int:
         "--key", default=DEFAULT_KEY, help="transaction key the server accepts (at most 16 chars)"
     )
     parser.add_argument(
-        "--xsd", type=Path, default=None, help="AnetApiSchema.xsd (default: $ANET_XSD_PATH or docs/authorizenet/)"
+        "--xsd",
+        type=Path,
+        default=None,
+        help="AnetApiSchema.xsd (default: $ANET_XSD_PATH or docs/authorizenet/)",
     )
     args = parser.parse_args(argv)
     try:
