@@ -91,5 +91,13 @@ def configure_media(app: Flask) -> None:
 def register_cli(app: Flask) -> None:
     from storefront import cli
 
-    for command in (cli.seed_demo, cli.stock, cli.lockouts, cli.unlock, cli.sweep, cli.create_staff):
+    for command in (
+        cli.seed_demo,
+        cli.stock,
+        cli.lockouts,
+        cli.unlock,
+        cli.sweep,
+        cli.create_staff,
+        cli.waiting_room,
+    ):
         app.cli.add_command(command)

@@ -110,7 +110,6 @@ class Status:
             "waiting": self.waiting,
             "admitted": self.admitted,
             "in_checkout": self.in_checkout,
-            "drop_sales": list(self.drop_sales),
         }
 
 
@@ -192,7 +191,7 @@ end
 if not ticket and mode == 'join' and #ARGV >= idx then
   ticket = 't' .. redis.call('incr', seq)
   redis.call('zadd', queue, redis.call('get', seq), ticket)
-  redis.call('hset', prefix .. 't:' .. ticket, 'joined_at', tostring(now))
+  redis.call('hset', prefix .. 't:' .. ticket, 'joined_at', ARGV[1])
 end
 if ticket then
   local ids = redis.call('hget', prefix .. 't:' .. ticket, 'ids') or ''
@@ -208,12 +207,14 @@ if ticket then
   if redis.call('zscore', queue, ticket) then redis.call('zadd', seen, now, ticket) end
 end
 
--- 3. let people in: a token bucket refilled at `rate` a second (one second's worth at most), while
+-- 3. let people in: a token bucket refilled at `rate` a second (one second's worth at most, full at first), while
 --    fewer than `cap` are in checkout
-redis.call('setnx', since, tostring(now))
-local tokens = tonumber(redis.call('hget', bucket, 'tokens') or '1')
-local last = tonumber(redis.call('hget', bucket, 'ts') or tostring(now))
-tokens = math.min(math.max(1, rate), tokens + math.max(0, now - last) * rate)
+redis.call('setnx', since, ARGV[1])
+local burst = math.max(1, rate)
+local tokens = tonumber(redis.call('hget', bucket, 'tokens') or tostring(burst))
+local last = tonumber(redis.call('hget', bucket, 'ts') or ARGV[1])
+-- the epsilon: clock seconds near 1.7e9 keep only microseconds, so one second is 0.9999998 of one
+tokens = math.min(burst, tokens + math.max(0, now - last) * rate + 1e-6)
 local in_checkout = redis.call('zcard', admitted)
 while tokens >= 1 and in_checkout < cap do
   local head = redis.call('zpopmin', queue)
@@ -221,24 +222,24 @@ while tokens >= 1 and in_checkout < cap do
   redis.call('zrem', seen, head[1])
   redis.call('zadd', admitted, now + ttl, head[1])
   redis.call('zadd', admits, now, head[1] .. ':' .. tostring(now))
-  redis.call('hset', prefix .. 't:' .. head[1], 'admitted_at', tostring(now))
+  redis.call('hset', prefix .. 't:' .. head[1], 'admitted_at', ARGV[1])
   redis.call('incr', total)
   tokens = tokens - 1
   in_checkout = in_checkout + 1
 end
-redis.call('hset', bucket, 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('hset', bucket, 'tokens', tostring(tokens), 'ts', ARGV[1])
 redis.call('zremrangebyscore', admits, '-inf', now - window)
 
 -- 4. where the shopper stands, and the admit rate measured over the window
-local position, until = false, false
+local position, expiry = false, false
 if ticket then
   local rank = redis.call('zrank', queue, ticket)
   if rank then position = rank + 1 end
-  until = redis.call('zscore', admitted, ticket)
+  expiry = redis.call('zscore', admitted, ticket)
 end
 local recent = redis.call('zcard', admits)
 local span = math.min(window, math.max(1, now - tonumber(redis.call('get', since))))
-return {ticket or '', position or -1, until or '', redis.call('zcard', queue), in_checkout,
+return {ticket or '', position or -1, expiry or '', redis.call('zcard', queue), in_checkout,
         tostring(recent / span), recent}
 """
 
@@ -246,8 +247,8 @@ return {ticket or '', position or -1, until or '', redis.call('zcard', queue), i
 # identity is the ticket's own (claimed now if free); 0 if not admitted; -1 if an identity holds another place.
 _CLAIM = """
 local admitted, now, ticket, prefix = KEYS[1], tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local until = tonumber(redis.call('zscore', admitted, ticket) or '0')
-if until <= now then return 0 end
+local expiry = tonumber(redis.call('zscore', admitted, ticket) or '0')
+if expiry <= now then return 0 end
 for i = 4, #ARGV do
   local held = redis.call('get', prefix .. 'id:' .. ARGV[i])
   if held and held ~= ticket and (redis.call('zscore', admitted, held)
@@ -410,17 +411,18 @@ def write_settings(client: redis.Redis, mode: str, rate=None, cap=None) -> Setti
     return settings
 
 
-def _moment(now: float) -> datetime:
+def moment(now: float) -> datetime:
+    """Clock seconds as an aware UTC datetime, as the sales' columns hold them."""
     return datetime.fromtimestamp(now, UTC)
 
 
 def drops_now(session: Session, now: float) -> list[tuple[Sale, DropMode, list[int]]]:
     """Sales in drop mode that are running at `now`, with their variants."""
-    moment = _moment(now)
+    at = moment(now)
     rows = session.execute(
         select(Sale, DropMode)
         .join(DropMode, DropMode.sale_id == Sale.id)
-        .where(Sale.starts_at <= moment, Sale.ends_at > moment)
+        .where(Sale.starts_at <= at, Sale.ends_at > at)
         .order_by(Sale.id)
     ).all()
     variants: dict[int, list[int]] = {sale.id: [] for sale, _ in rows}
@@ -434,18 +436,18 @@ def drops_now(session: Session, now: float) -> list[tuple[Sale, DropMode, list[i
 
 def _next_change(session: Session, now: float) -> float | None:
     """The next start or end of a sale in drop mode, when the state must be read again."""
-    moment = _moment(now)
+    at = moment(now)
     boundary = session.scalar(
         select(Sale.starts_at)
         .join(DropMode, DropMode.sale_id == Sale.id)
-        .where(Sale.starts_at > moment)
+        .where(Sale.starts_at > at)
         .order_by(Sale.starts_at)
         .limit(1)
     )
     ending = session.scalar(
         select(Sale.ends_at)
         .join(DropMode, DropMode.sale_id == Sale.id)
-        .where(Sale.ends_at > moment)
+        .where(Sale.ends_at > at)
         .order_by(Sale.ends_at)
         .limit(1)
     )
@@ -454,11 +456,9 @@ def _next_change(session: Session, now: float) -> float | None:
 
 
 def _running_sale_variants(session: Session, now: float) -> set[int]:
-    moment = _moment(now)
+    at = moment(now)
     return set(
-        session.scalars(
-            select(SaleItem.variant_id).join(Sale).where(Sale.starts_at <= moment, Sale.ends_at > moment)
-        )
+        session.scalars(select(SaleItem.variant_id).join(Sale).where(Sale.starts_at <= at, Sale.ends_at > at))
     )
 
 
@@ -579,11 +579,9 @@ def _drop_values(row: DropMode | None) -> dict:
 
 def sales_to_show(session: Session, now: float, limit: int = 50) -> list[Sale]:
     """Sales that are running or coming up, soonest first, for the waiting room's admin page."""
-    moment = _moment(now)
+    at = moment(now)
     return list(
-        session.scalars(
-            select(Sale).where(Sale.ends_at > moment).order_by(Sale.starts_at, Sale.id).limit(limit)
-        )
+        session.scalars(select(Sale).where(Sale.ends_at > at).order_by(Sale.starts_at, Sale.id).limit(limit))
     )
 
 
@@ -606,3 +604,19 @@ class StateCache:
 
     def forget(self) -> None:
         self._state = None
+
+
+def status(session: Session, client: redis.Redis, now: float) -> Status:
+    """The room as it stands: read fresh, not from any process's cache."""
+    state = compute_state(session, client, now, 0)
+    waiting, admitted, in_checkout = counts(client, now)
+    return Status(
+        on=state.on,
+        mode=state.mode,
+        rate=state.rate,
+        cap=state.cap,
+        waiting=waiting,
+        admitted=admitted,
+        in_checkout=in_checkout,
+        drop_sales=state.drop_sales,
+    )
