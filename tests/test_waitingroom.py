@@ -328,7 +328,10 @@ def test_drop_mode_turns_on_at_the_sales_start_and_off_at_its_end(app, session, 
     assert position(holder) is None
     assert browser.get("/checkout").headers["Location"] == "/waiting-room"
     now[0] = T0 + 7200
-    assert browser.get("/checkout").status_code == 200  # at the end: no line again
+    assert browser.get("/checkout").status_code == 200  # at the end: no line again, no admission needed
+    assert room.counts(real_redis, now[0])[1:] == (1, 0)  # let in so far, in checkout now: nobody new
+    with app.test_request_context():
+        assert not in_drop_mode(necklace.variants[0].id)
     assert session.get(Sale, sale.id) is not None
 
 

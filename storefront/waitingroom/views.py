@@ -229,7 +229,7 @@ def require_admission():
     state = current_state()
     if not state.on or not _gated_in_cart(state):
         return None
-    if not state.redis_ok:
+    if not state.redis_ok:  # known down: answer at once rather than wait out a connect timeout each time
         return _unavailable()
     try:
         if request.method == "POST":
