@@ -194,17 +194,21 @@ def _unavailable():
 def page():
     """The waiting page: the shopper's place and an estimated wait; sends them to checkout when it's their turn."""
     state = current_state()
-    if not state.on or not _gated_in_cart(state):
-        response = make_response(render_template("waitingroom/page.html", place=None, poll=False))
-        response.vary.add("HX-Request")
-        return response
-    if not state.redis_ok:
+    if state.on and not state.redis_ok:
         return _unavailable()
+    place = None
     try:
-        place = _visit(state, join=True)
+        if state.on and _session_token(create=False):  # polling: the place alone, no cart query
+            place = _visit(state, join=False)
+        if state.on and not (place and place.ticket) and _gated_in_cart(state):
+            place = _visit(state, join=True)
     except redis.RedisError as error:
         log.error("waiting room unavailable: %s", error)
         return _unavailable()
+    if place is None or not place.ticket:
+        response = make_response(render_template("waitingroom/page.html", place=None, poll=False))
+        response.vary.add("HX-Request")
+        return response
     if place.admitted:
         response = _go(url_for("checkout.page"))
         _set_admission(response, place.ticket)
