@@ -436,3 +436,14 @@ def test_staff_put_a_sale_in_drop_mode_and_tighten_it_live_audited(client, sessi
 def test_shoppers_and_staff_without_the_admin_role_cannot_change_the_room(client, session, real_redis):
     staff_login(client, session, role="staff")
     assert client.get("/admin/waiting-room").status_code == 403
+
+
+def test_the_embedded_default_runs_the_line_in_process(app, session, client, necklace):
+    """`make run` has no Redis server: the same scripts run in fakeredis (with lupa)."""
+    app.extensions["waitingroom_cache"].forget()
+    try:
+        drop(session, necklace.variants[0], rate="0.01", cap=1)
+        assert position(shopper(app, necklace.variants[0])) is None
+        assert position(shopper(app, necklace.variants[0])) == 1
+    finally:
+        app.extensions["waitingroom_cache"].forget()
