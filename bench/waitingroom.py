@@ -180,7 +180,7 @@ def _start_sale(db: sut.ShopDb, variant_id: int, rate: float, cap: int) -> int:
     )
     db.execute(
         "INSERT INTO drop_modes (sale_id, admit_rate, checkout_cap, checkout_limit, flags) "
-        "VALUES (:sale, :rate, :cap, '', '[]')",
+        """VALUES (:sale, :rate, :cap, '', '["waiting_room"]')""",
         sale=sale_id,
         rate=rate,
         cap=cap,

@@ -1,6 +1,5 @@
 """Storefront: a server-rendered shop built for flash sales."""
 
-import logging
 from pathlib import Path
 
 from flask import Flask, send_from_directory
@@ -26,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     configure_logging(app)
     db.init_app(app)
     configure_extensions(app)
+    configure_flags(app)
     register_blueprints(app)
     configure_media(app)
     errors.init_app(app)
@@ -44,8 +44,10 @@ def configure(app: Flask, config: dict | None) -> None:
 
 
 def configure_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from storefront import logs, observability
+
+    logs.configure(app)
+    observability.init_sentry(app)
 
 
 def configure_extensions(app: Flask) -> None:
@@ -59,16 +61,24 @@ def configure_extensions(app: Flask) -> None:
     gateway.init_app(app)
 
 
+def configure_flags(app: Flask) -> None:
+    from storefront.flags import services as flags
+
+    flags.init_app(app)
+
+
 def register_blueprints(app: Flask) -> None:
     from storefront.accounts.views import bp as accounts_bp
     from storefront.admin import bp as admin_bp
     from storefront.cart.views import bp as cart_bp
     from storefront.catalog.views import bp as catalog_bp
     from storefront.checkout.views import bp as checkout_bp
+    from storefront.health.views import bp as health_bp
     from storefront.orders.views import bp as orders_bp
     from storefront.payments.views import bp as payments_bp
     from storefront.waitingroom.views import bp as waitingroom_bp
 
+    app.register_blueprint(health_bp)
     app.register_blueprint(catalog_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(cart_bp, url_prefix="/cart")
@@ -99,5 +109,6 @@ def register_cli(app: Flask) -> None:
         cli.sweep,
         cli.create_staff,
         cli.waiting_room,
+        cli.flags_cli,
     ):
         app.cli.add_command(command)

@@ -113,17 +113,6 @@ def waiting_room() -> None:
     """Turn the drops' waiting room on or off, or print how it stands."""
 
 
-class _Operator:
-    """The audit log's actor for a change made from the command line."""
-
-    id = None
-
-    def __init__(self) -> None:
-        import getpass
-
-        self.email = f"cli:{getpass.getuser()}"[:254]
-
-
 def _set_room(mode: str, rate: str | None = None, cap: int | None = None) -> None:
     from storefront.admin import services as audit  # moves to storefront.audit with the refactor
     from storefront.extensions import redis_client
@@ -136,7 +125,9 @@ def _set_room(mode: str, rate: str | None = None, cap: int | None = None) -> Non
     except room.WaitingRoomError as error:
         raise click.ClickException(str(error)) from error
     session = get_session()
-    audit.record(session, _Operator(), f"waiting_room.{mode}", "waiting_room", "", vars(before), vars(after))
+    audit.record(
+        session, _operator(), f"waiting_room.{mode}", "waiting_room", "", vars(before), vars(after), ip="cli"
+    )
     session.commit()
     click.echo(json.dumps(room.status(session, client, clock.now()).as_dict()))
 
@@ -172,3 +163,107 @@ def waiting_room_status() -> None:
     from storefront.waitingroom import services as room
 
     click.echo(json.dumps(room.status(get_session(), redis_client(), clock.now()).as_dict()))
+
+
+@click.group("flags")
+def flags_cli() -> None:
+    """Feature flags, switches and samples: list, set, unset."""
+
+
+def _operator():
+    """Who the audit log names for a change made here: the operating-system user, no account."""
+    import getpass
+    from types import SimpleNamespace
+
+    return SimpleNamespace(id=None, email=f"cli:{getpass.getuser()}")
+
+
+def _flag_line(kind: str, values: dict, name: str) -> str:
+    return json.dumps({"kind": kind, "name": name, **values}, default=str)
+
+
+@flags_cli.command("list")
+@with_appcontext
+def flags_list() -> None:
+    """Every flag, switch and sample with its rules, one JSON object a line."""
+    from storefront.flags import services as flags
+
+    for kind, things in flags.all_of(get_session()).items():
+        _model, values = flags.MODELS[kind]
+        for thing in things:
+            click.echo(_flag_line(kind, values(thing), thing.name))
+
+
+@flags_cli.command("set")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["flag", "switch", "sample"]), help="When creating (default flag).")
+@click.option("--on", "state", flag_value="on", help="A flag on for everyone; a switch on.")
+@click.option("--off", "state", flag_value="off", help="A flag off for everyone; a switch off.")
+@click.option("--rules", "state", flag_value="rules", help="A flag decided by staff, accounts and percent.")
+@click.option("--staff/--no-staff", default=None, help="A flag on for staff.")
+@click.option("--percent", type=click.FloatRange(0, 100), help="A flag's sticky share, or a sample's.")
+@click.option("--accounts", help="A flag's accounts: e-mails separated by commas (empty clears).")
+@click.option("--note", help="What it is for.")
+@with_appcontext
+def flags_set(name, kind, state, staff, percent, accounts, note) -> None:
+    """Create or change a flag, switch or sample; every process has the change within a moment."""
+    from decimal import Decimal
+
+    from storefront.accounts import services as account_services
+    from storefront.admin import services as audit  # until the audit service has a home of its own
+    from storefront.flags import services as flags
+
+    session = get_session()
+    existing = [k for k in flags.KINDS if flags.find(session, k, name) is not None]
+    kind = kind or (existing[0] if existing else "flag")
+    changes: dict = {} if note is None else {"note": note}
+    if state is not None and kind == "sample":
+        raise click.UsageError("a sample has only --percent")
+    if state is not None:
+        key, values = (
+            ("active", {"on": True, "off": False}) if kind == "switch" else ("everyone", flags.EVERYONE)
+        )
+        if state not in values:
+            raise click.UsageError(f"a {kind} takes --on or --off")
+        changes[key] = values[state]
+    if kind != "flag" and (staff is not None or accounts is not None):
+        raise click.UsageError("--staff and --accounts are for flags")
+    if kind == "switch" and percent is not None:
+        raise click.UsageError("a switch has no percent")
+    if staff is not None:
+        changes["staff"] = staff
+    if percent is not None:
+        changes["percent"] = Decimal(str(percent)).quantize(Decimal("0.1"))
+    if accounts is not None:
+        ids, missing = account_services.ids_for_emails(session, [e for e in accounts.split(",") if e.strip()])
+        if missing:
+            raise click.ClickException(f"no account for {', '.join(missing)}")
+        changes["accounts"] = ids
+    _thing, before, after = flags.save(session, kind, name, **changes)
+    changed_before, changed_after = audit.changes(before, after)
+    if changed_after or not before:
+        action = f"{kind}.{'update' if before else 'create'}"
+        audit.record(session, _operator(), action, kind, name, changed_before, changed_after, ip="cli")
+    session.commit()
+    flags.announce_change()
+    click.echo(_flag_line(kind, after, name))
+
+
+@flags_cli.command("unset")
+@click.argument("name")
+@with_appcontext
+def flags_unset(name: str) -> None:
+    """Remove a flag, switch or sample: code asking for it then reads it as off."""
+    from storefront.admin import services as audit  # until the audit service has a home of its own
+    from storefront.flags import services as flags
+
+    session = get_session()
+    for kind in flags.KINDS:
+        before = flags.delete(session, kind, name)
+        if before is not None:
+            audit.record(session, _operator(), f"{kind}.delete", kind, name, before, {}, ip="cli")
+            session.commit()
+            flags.announce_change()
+            click.echo(f"removed {kind} {name}")
+            return
+    raise click.ClickException(f"no flag, switch or sample called {name!r}")

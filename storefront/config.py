@@ -99,6 +99,16 @@ def load_config(instance_path: str) -> dict:
         "WAITING_ROOM_ABANDON_SECONDS": float(os.environ.get("WAITING_ROOM_ABANDON_SECONDS", "30")),
         "WAITING_ROOM_POLL_SECONDS": int(os.environ.get("WAITING_ROOM_POLL_SECONDS", "3")),
         "WAITING_ROOM_CACHE_SECONDS": float(os.environ.get("WAITING_ROOM_CACHE_SECONDS", "2")),
+        # Logs: JSON lines in production (one per request, with its request id), a human format otherwise.
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT") or ("json" if production else "text"),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
+        # Sentry: nothing is sent without a DSN. Release defaults to the git commit, environment to STOREFRONT_ENV.
+        "SENTRY_DSN": os.environ.get("SENTRY_DSN") or None,
+        "SENTRY_ENVIRONMENT": os.environ.get("SENTRY_ENVIRONMENT") or None,
+        "SENTRY_RELEASE": os.environ.get("SENTRY_RELEASE") or None,
+        "SENTRY_TRACES_SAMPLE_RATE": float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE", "0")),
+        # Seconds a process trusts its copy of the feature flags; a change published on Redis ends it sooner.
+        "FLAGS_CACHE_SECONDS": float(os.environ.get("FLAGS_CACHE_SECONDS", "2")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production or _bool(os.environ.get("SESSION_COOKIE_SECURE")),

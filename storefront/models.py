@@ -15,6 +15,7 @@ from storefront.catalog.models import (
 )
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import Base
+from storefront.flags.models import Flag, Sample, Switch
 from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments.models import PaymentAttempt, WebhookEvent
 from storefront.waitingroom.models import DropMode
@@ -35,6 +36,7 @@ __all__ = [
     "CartLine",
     "Category",
     "DropMode",
+    "Flag",
     "LoginAttempt",
     "Order",
     "OrderEvent",
@@ -45,8 +47,10 @@ __all__ = [
     "RecoveryCode",
     "Sale",
     "SaleItem",
+    "Sample",
     "ShippingMethod",
     "StockMovement",
+    "Switch",
     "TaxRate",
     "User",
     "Variant",

@@ -7,6 +7,7 @@ from flask import current_app
 from rq import Queue, Retry
 
 from storefront.extensions import redis_client
+from storefront.logs import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,14 @@ def get_queue(name: str = "default") -> Queue:
     return Queue(name, connection=redis_client(), is_async=bool(current_app.config["REDIS_URL"]))
 
 
+def _meta() -> dict | None:
+    """What a job carries from the request that enqueued it: the request id, for its log lines."""
+    request_id = current_request_id()
+    return {"request_id": request_id} if request_id else None
+
+
 def enqueue(func, *args, queue: str = "default", retry: Retry | None = None, timeout: int | None = None):
-    return get_queue(queue).enqueue(func, *args, retry=retry, job_timeout=timeout)
+    return get_queue(queue).enqueue(func, *args, retry=retry, job_timeout=timeout, meta=_meta())
 
 
 def enqueue_in(delay: timedelta, func, *args, queue: str = "default"):
@@ -32,4 +39,4 @@ def enqueue_in(delay: timedelta, func, *args, queue: str = "default"):
     if not target.is_async:
         log.info("no scheduler in-process: %s(%s) is left to the sweeps", func.__name__, args)
         return None
-    return target.enqueue_in(delay, func, *args)
+    return target.enqueue_in(delay, func, *args, meta=_meta())

@@ -39,6 +39,8 @@ def app(database_url, media_folder):
             "MAIL_OUTBOX": str(media_folder.parent / "outbox"),
             # Tests change the catalog between requests; the cache tests in test_catalog.py turn it on.
             "CATALOG_CACHE_SECONDS": 0,
+            # Flags are read afresh on every check, inside each test's transaction; test_flags.py caches.
+            "FLAGS_CACHE_SECONDS": 0,
         }
     )
 

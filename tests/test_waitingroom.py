@@ -68,7 +68,7 @@ def drop(session, variant, rate="1", cap=1, start=-60.0, end=3600.0, limit=None,
             admit_rate=Decimal(rate),
             checkout_cap=cap,
             checkout_limit=checkout_limit,
-            flags=["live_stock"],
+            flags=["live_stock", "waiting_room"],
         )
     )
     session.flush()
@@ -447,3 +447,27 @@ def test_the_embedded_default_runs_the_line_in_process(app, session, client, nec
         assert position(shopper(app, necklace.variants[0])) == 1
     finally:
         app.extensions["waitingroom_cache"].forget()
+
+
+def test_a_drop_turns_its_flags_on_and_queues_only_with_the_waiting_room_flag(
+    app, session, real_redis, necklace
+):
+    from storefront.flags import services as feature_flags
+    from storefront.waitingroom.views import flag_on
+
+    sale = drop(session, necklace.variants[0], rate="0.01", cap=1)
+    session.get(DropMode, sale.id).flags = ["live_stock"]
+    session.flush()
+    browser = shopper(app, necklace.variants[0])
+    assert "There is no line right now" in browser.get("/waiting-room").get_data(as_text=True)
+    assert browser.get("/checkout").status_code == 200
+    with app.test_request_context():
+        assert flag_on("live_stock") and not flag_on("waiting_room")
+    feature_flags.save(session, "flag", "waiting_room", everyone=True)  # the flag on by itself
+    app.extensions["flags"].invalidate()
+    app.extensions["waitingroom_cache"].forget()
+    try:
+        assert position(shopper(app, necklace.variants[0])) is None
+        assert browser.get("/checkout").headers["Location"] == "/waiting-room"
+    finally:
+        app.extensions["flags"].invalidate()

@@ -1,7 +1,7 @@
 """drop_modes: a sale's waiting room, checkout limit and flags; orders found by postal code for limits
 
 Revision ID: c41d7e2b9a10
-Revises: a3f9c1d27e55
+Revises: c4f1a9e2d7b3
 Create Date: 2026-12-08 02:10:00.000000
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "c41d7e2b9a10"
-down_revision = "a3f9c1d27e55"
+down_revision = "c4f1a9e2d7b3"
 branch_labels = None
 depends_on = None
 

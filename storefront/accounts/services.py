@@ -521,3 +521,22 @@ def reset_second_factor(session: Session, actor: User, user: User) -> None:
         raise StaffRefused(f"{user.email} has not set up two-step sign-in.")
     clear_second_factor(session, user)
     session.flush()
+
+
+# --- accounts by e-mail, in bulk (feature flags list accounts) ------------------------------------
+
+
+def ids_for_emails(session: Session, emails: list[str]) -> tuple[list[int], list[str]]:
+    """The account ids of these e-mails, and the e-mails that name no account."""
+    wanted = {email.strip().lower() for email in emails if email.strip()}
+    if not wanted:
+        return [], []
+    found = dict(session.execute(select(User.email, User.id).where(User.email.in_(wanted))).all())
+    return sorted(found.values()), sorted(wanted - found.keys())
+
+
+def emails_for(session: Session, ids: list[int]) -> list[str]:
+    """The e-mails of these account ids (ids of removed accounts are left out)."""
+    if not ids:
+        return []
+    return list(session.scalars(select(User.email).where(User.id.in_(ids)).order_by(User.email)))

@@ -71,6 +71,7 @@ from storefront.admin import (  # noqa: E402, F401  (their routes join bp; menu 
     audit,
     customers,
     dashboard,
+    flags,
     jobs,
     orders,
     products,

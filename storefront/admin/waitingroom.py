@@ -26,6 +26,7 @@ def _page(status: int = 200, errors: dict | None = None, form: dict | None = Non
         errors=errors or {},
         form=form or {},
         now=room.moment(now),
+        default_flags=" ".join(room.DROP_FLAGS),
     ), status
 
 
@@ -88,7 +89,7 @@ def drop_mode_set(sale_id: int):
     session = get_session()
     sale = _sale(session, sale_id)
     form = request.form
-    flags = form.get("flags", "").replace(",", " ").split()
+    flags = form.get("flags", " ".join(room.DROP_FLAGS)).replace(",", " ").split()
     try:
         before, after = room.set_drop_mode(
             session,

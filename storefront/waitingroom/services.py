@@ -18,12 +18,14 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storefront.catalog.models import Sale, SaleItem
+from storefront.flags import services as feature_flags
 from storefront.waitingroom.models import DropMode
 
 PREFIX = "wr:"
@@ -32,7 +34,10 @@ MODES = ("auto", "on", "off")  # auto: the sales' drop mode decides; on/off: sta
 RATE_WINDOW = 60.0  # seconds of admissions the measured admit rate looks back over
 MAX_RATE = Decimal("10000")
 MAX_CAP = 1_000_000
-FLAG = "waiting_room"  # the operations flag that can switch the room off everywhere
+FLAG = "waiting_room"  # the feature flag of the waiting room (storefront/flags)
+DROP_FLAGS = (FLAG, "live_stock")  # what a new drop mode turns on
+# The room is one line for everyone: its flag is read as for no one in particular (on for everyone or not).
+_NOBODY = SimpleNamespace(is_authenticated=False)
 
 
 class WaitingRoomError(ValueError):
@@ -463,12 +468,16 @@ def _running_sale_variants(session: Session, now: float) -> set[int]:
 
 
 def compute_state(
-    session: Session, client: redis.Redis, now: float, cache_seconds: float, flag_allows: bool = True
+    session: Session, client: redis.Redis, now: float, cache_seconds: float, room_flag: bool | None = None
 ) -> DropState:
     """Read the drops running now and the staff override into one state, valid until the next change.
 
-    Redis unreachable: the drops still gate their variants (the room fails closed); nothing else is gated.
+    A drop runs the waiting room if its flags list `waiting_room` (new drop modes do), or if that feature
+    flag is on by itself (`room_flag`). Redis unreachable: those drops still gate their variants (the room
+    fails closed); nothing else is gated.
     """
+    if room_flag is None:
+        room_flag = feature_flags.flag_active(FLAG, user=_NOBODY)
     drops = drops_now(session, now)
     drop_variants = frozenset(v for _, _, variants in drops for v in variants)
     change = _next_change(session, now)
@@ -489,8 +498,10 @@ def compute_state(
     elif settings.mode == "off":
         gated, on = frozenset(), False
     else:
-        gated, on = drop_variants, bool(drops)
-    on = on and flag_allows
+        queued = [
+            v for _, mode, variants in drops if room_flag or FLAG in (mode.flags or []) for v in variants
+        ]
+        gated, on = frozenset(queued), bool(queued)
     return DropState(
         on=on,
         # Overlapping drops: the tightest of their settings; the override's own where staff gave one.
@@ -538,7 +549,7 @@ def set_drop_mode(
     row.admit_rate = checked_rate(rate)
     row.checkout_cap = checked_cap(cap)
     row.checkout_limit = checked_limit(checkout_limit)
-    row.flags = sorted({flag.strip() for flag in flags or [] if flag.strip()})
+    row.flags = sorted({flag.strip() for flag in (DROP_FLAGS if flags is None else flags) if flag.strip()})
     for flag in row.flags:
         if not re.fullmatch(r"[a-z0-9_]{1,64}", flag):
             raise WaitingRoomError(f"“{flag}” is not a flag name (lower case, digits and _).")

@@ -16,6 +16,7 @@ from limits import parse
 from storefront.cart import services as carts
 from storefront.db import get_session
 from storefront.extensions import clock, limiter, redis_client
+from storefront.flags import services as flags
 from storefront.htmx import is_htmx
 from storefront.waitingroom import services as room
 
@@ -35,16 +36,17 @@ def _setup(state) -> None:
     app = state.app
     app.extensions["waitingroom_cache"] = room.StateCache()
     # For the live-stock templates: which variants are in drop mode now.
-    app.jinja_env.globals.update(drop_mode_variant_ids=drop_mode_variant_ids, in_drop_mode=in_drop_mode)
+    app.jinja_env.globals.update(
+        drop_mode_variant_ids=drop_mode_variant_ids, in_drop_mode=in_drop_mode, drop_flag_on=flag_on
+    )
 
 
 # --- the per-process state ------------------------------------------------------------------------------
 
 
-def _flag_allows() -> bool:
-    """Whether the operations flag `waiting_room` lets the room run: the one place that asks the flags, on
-    until storefront.flags (branch ops) is merged."""
-    return True
+def flag_on(name: str) -> bool:
+    """A feature flag: on by its own rules (storefront.flags), or because a drop running now turns it on."""
+    return name in current_state().flags or flags.flag_active(name)
 
 
 def current_state() -> room.DropState:
@@ -53,9 +55,7 @@ def current_state() -> room.DropState:
 
     def load() -> room.DropState:
         with current_app.extensions["db_sessionmaker"]() as own:
-            return room.compute_state(
-                own, redis_client(), clock.now(), config["WAITING_ROOM_CACHE_SECONDS"], _flag_allows()
-            )
+            return room.compute_state(own, redis_client(), clock.now(), config["WAITING_ROOM_CACHE_SECONDS"])
 
     return current_app.extensions["waitingroom_cache"].get(clock.now(), load)
 
