@@ -20,6 +20,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import authorizenet.apicontrollersbase
+import pyxb
 import requests
 from authorizenet import apicontractsv1
 from authorizenet.apicontrollers import (
@@ -174,6 +175,10 @@ def _install_transport() -> _Transport:
     # PyXB warns "Multiple accepting paths" three times for every answer it parses (an ambiguity in the
     # published schema, not in the message): noise in the log and CPU spent formatting it on every payment.
     logging.getLogger("pyxb.binding.content").setLevel(logging.ERROR)
+    # The SDK parses every answer into PyXB objects, checking each element against the schema's content model
+    # as it goes (a quarter of a payment's CPU here: 16.1 ms against 11.9 ms per charge), before it turns them
+    # into the lxml object we read. Our requests are still checked when built; the answers are the gateway's.
+    pyxb.RequireValidWhenParsing(False)
     return transport
 
 
