@@ -33,6 +33,7 @@ from bench.stats import Recorder, summarize
 ETA = re.compile(rb'data-position="(\d+)"\s+data-eta-seconds="([0-9.]*)"')
 MULTIPLES = (1, 4, 16)
 OTHER_STAGES = "census,ceilings,pages,checkout,sweep,drop"
+SALE_NAME = "Bench waiting room"
 
 
 @dataclass
@@ -167,25 +168,20 @@ def eta_error(waits: list[tuple[float, float]]) -> dict:
 
 
 def _start_sale(db: sut.ShopDb, variant_id: int, rate: float, cap: int) -> int:
-    """A running sale of the drop's variant at its own price, in drop mode."""
-    sale_id = db.scalar(
-        "INSERT INTO sales (name, starts_at, ends_at, created_at) "
-        "VALUES ('Bench waiting room', now() - interval '1 minute', now() + interval '2 hours', now()) RETURNING id"
-    )
+    """A running sale of the drop's variant at its own price, in drop mode (one statement, one commit)."""
     db.execute(
-        "INSERT INTO sale_items (sale_id, variant_id, sale_price) "
-        "SELECT :sale, id, price FROM variants WHERE id = :variant",
-        sale=sale_id,
-        variant=variant_id,
-    )
-    db.execute(
+        "WITH sale AS (INSERT INTO sales (name, starts_at, ends_at, created_at) VALUES "
+        "(:name, now() - interval '1 minute', now() + interval '2 hours', now()) RETURNING id), "
+        "item AS (INSERT INTO sale_items (sale_id, variant_id, sale_price) "
+        "SELECT sale.id, variants.id, variants.price FROM sale, variants WHERE variants.id = :variant) "
         "INSERT INTO drop_modes (sale_id, admit_rate, checkout_cap, checkout_limit, flags) "
-        """VALUES (:sale, :rate, :cap, '', '["waiting_room"]')""",
-        sale=sale_id,
+        """SELECT id, :rate, :cap, '', '["waiting_room"]' FROM sale""",
+        name=SALE_NAME,
+        variant=variant_id,
         rate=rate,
         cap=cap,
     )
-    return sale_id
+    return db.scalar("SELECT max(id) FROM sales WHERE name = :name", name=SALE_NAME)
 
 
 def _end_sale(db: sut.ShopDb, sale_id: int) -> None:
