@@ -195,11 +195,35 @@ def test_the_waiting_page_shows_an_estimate_and_polls_without_needing_javascript
     assert position(shopper(app, necklace.variants[0])) is None
     waiting = shopper(app, necklace.variants[0])
     page = waiting.get("/waiting-room").get_data(as_text=True)
-    assert "You are number 1 in line" in page and "Estimated wait" in page
+    # Checkout is full and nobody has left it yet: no pace to estimate from, and the page says so.
+    assert "You are number 1 in line" in page and "Estimating your wait" in page
     assert 'hx-trigger="every 3s"' in page and '<noscript><meta http-equiv="refresh"' in page
     fragment = waiting.get("/waiting-room", headers={"HX-Request": "true"})
     assert fragment.get_data(as_text=True).lstrip().startswith('<section id="waiting-status"')
     assert "HX-Request" in fragment.headers["Vary"]
+
+
+def test_the_estimate_follows_the_pace_shoppers_leave_a_full_checkout(real_redis):
+    state = room.DropState(on=True, rate=Decimal("100"), cap=2)
+
+    def look(name: str, at: float) -> room.Place:
+        return room.visit(real_redis, at, state, [room.session_identity(name)], 300, 600)
+
+    for n in range(6):
+        look(f"s{n}", T0)
+    assert look("s2", T0).eta_seconds is None  # checkout full, nobody left it yet: unknown
+    for n in (0, 1):  # two orders placed in the first ten seconds
+        room.consume(real_redis, T0 + 5, look(f"s{n}", T0).ticket)
+    assert look("s2", T0 + 10).admitted  # their places went to the next two
+    waiting = look("s4", T0 + 10)
+    assert waiting.position == 1 and waiting.basis == "checkout"
+    assert waiting.admit_rate == pytest.approx(0.2)  # 2 left checkout in 10 s
+    assert waiting.eta_seconds == pytest.approx(5.0)
+    # With room in checkout, the admit rate sets the pace: one token a visit at 0.5 a second.
+    roomy = room.DropState(on=True, rate=Decimal("0.5"), cap=100)
+    assert room.visit(real_redis, T0 + 20, roomy, [room.session_identity("s4")], 300, 600).admitted
+    late = room.visit(real_redis, T0 + 20, roomy, [room.session_identity("s5")], 300, 600)
+    assert late.position == 1 and late.basis == "rate" and late.eta_seconds == pytest.approx(1 / 0.5)
 
 
 # --- admissions ----------------------------------------------------------------------------------

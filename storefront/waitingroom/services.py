@@ -31,7 +31,7 @@ from storefront.waitingroom.models import DropMode
 PREFIX = "wr:"
 CONFIG = PREFIX + "config"
 MODES = ("auto", "on", "off")  # auto: the sales' drop mode decides; on/off: staff override
-RATE_WINDOW = 60.0  # seconds of admissions the measured admit rate looks back over
+RATE_WINDOW = 60.0  # seconds of departures from checkout the measured pace looks back over
 MAX_RATE = Decimal("10000")
 MAX_CAP = 1_000_000
 FLAG = "waiting_room"  # the feature flag of the waiting room (storefront/flags)
@@ -79,8 +79,8 @@ class Place:
     admitted_until: float | None
     waiting: int
     in_checkout: int
-    admit_rate: float  # measured over the last minute; the configured rate before anyone was let in
-    measured: bool
+    admit_rate: float  # how fast the line moves now, shoppers a second (0: not known yet)
+    basis: str  # "rate": the admit rate, checkout has room; "checkout": as fast as shoppers leave checkout
 
     @property
     def admitted(self) -> bool:
@@ -150,10 +150,10 @@ def new_session_token() -> str:
 
 # --- the line, in Redis ----------------------------------------------------------------------------------
 
-# KEYS: queue seen admitted admits seq total bucket since
+# KEYS: queue seen admitted done seq total bucket since
 # ARGV: now rate cap admission_ttl abandon_after window mode(join|look) then identity keys
 _VISIT = """
-local queue, seen, admitted, admits, seq, total, bucket, since =
+local queue, seen, admitted, done, seq, total, bucket, since =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local now, rate, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local ttl, abandon, window, mode = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
@@ -172,6 +172,7 @@ end
 -- 1. admissions not used in time, and places whose shopper stopped coming back, pass on
 for _, ticket in ipairs(redis.call('zrangebyscore', admitted, '-inf', now, 'limit', 0, 200)) do
   redis.call('zrem', admitted, ticket)
+  redis.call('zadd', done, now, ticket)
   forget(ticket)
 end
 for _, ticket in ipairs(redis.call('zrangebyscore', seen, '-inf', now - abandon, 'limit', 0, 200)) do
@@ -226,26 +227,31 @@ while tokens >= 1 and in_checkout < cap do
   if #head == 0 then break end
   redis.call('zrem', seen, head[1])
   redis.call('zadd', admitted, now + ttl, head[1])
-  redis.call('zadd', admits, now, head[1] .. ':' .. tostring(now))
   redis.call('hset', prefix .. 't:' .. head[1], 'admitted_at', ARGV[1])
   redis.call('incr', total)
   tokens = tokens - 1
   in_checkout = in_checkout + 1
 end
 redis.call('hset', bucket, 'tokens', tostring(tokens), 'ts', ARGV[1])
-redis.call('zremrangebyscore', admits, '-inf', now - window)
+redis.call('zremrangebyscore', done, '-inf', now - window)
 
--- 4. where the shopper stands, and the admit rate measured over the window
+-- 4. where the shopper stands, and how fast the line moves
 local position, expiry = false, false
 if ticket then
   local rank = redis.call('zrank', queue, ticket)
   if rank then position = rank + 1 end
   expiry = redis.call('zscore', admitted, ticket)
 end
-local recent = redis.call('zcard', admits)
-local span = math.min(window, math.max(1, now - tonumber(redis.call('get', since))))
+-- The line moves at the admit rate while checkout has room; once it is full, at the rate shoppers leave
+-- checkout (orders placed, admissions expired), measured since the line began, over the last minute at most.
+local pace, basis = rate, 'rate'
+if in_checkout >= cap then
+  local left = redis.call('zcard', done)
+  local span = math.min(window, math.max(1, now - tonumber(redis.call('get', since))))
+  pace, basis = math.min(rate, left / span), 'checkout'
+end
 return {ticket or '', position or -1, expiry or '', redis.call('zcard', queue), in_checkout,
-        tostring(recent / span), recent}
+        tostring(pace), basis}
 """
 
 # KEYS: admitted  ARGV: now ticket prefix then identity keys.  Returns 1 if the admission holds and every
@@ -270,8 +276,9 @@ redis.call('hset', prefix .. 't:' .. ticket, 'ids', ids)
 return 1
 """
 
-# KEYS: admitted  ARGV: ticket prefix.  The admission is used up: the shopper has left checkout.
+# KEYS: admitted done  ARGV: ticket prefix now.  The admission is used up: the shopper has left checkout.
 _CONSUME = """
+if redis.call('zrem', KEYS[1], ARGV[1]) == 1 then redis.call('zadd', KEYS[2], ARGV[3], ARGV[1]) end
 local ids = redis.call('hget', ARGV[2] .. 't:' .. ARGV[1], 'ids')
 if ids then
   for id in string.gmatch(ids, '%S+') do
@@ -279,10 +286,10 @@ if ids then
   end
 end
 redis.call('del', ARGV[2] .. 't:' .. ARGV[1])
-return redis.call('zrem', KEYS[1], ARGV[1])
+return 1
 """
 
-_KEYS = [PREFIX + name for name in ("queue", "seen", "admitted", "admits", "seq", "total", "bucket", "since")]
+_KEYS = [PREFIX + name for name in ("queue", "seen", "admitted", "done", "seq", "total", "bucket", "since")]
 
 
 def _script(client: redis.Redis, source: str):
@@ -306,7 +313,7 @@ def visit(
     join: bool = True,
 ) -> Place:
     """Let due shoppers in, then find (or, with `join`, make) the place these identities hold."""
-    ticket, position, until, waiting, in_checkout, rate, recent = _script(client, _VISIT)(
+    ticket, position, until, waiting, in_checkout, pace, basis = _script(client, _VISIT)(
         keys=_KEYS,
         args=[
             now,
@@ -320,15 +327,14 @@ def visit(
             *identities,
         ],
     )
-    measured = int(recent) > 0
     return Place(
         ticket=ticket.decode() if isinstance(ticket, bytes) else ticket,
         position=int(position) if int(position) > 0 else None,
         admitted_until=float(until) if until else None,
         waiting=int(waiting),
         in_checkout=int(in_checkout),
-        admit_rate=float(rate) if measured else float(state.rate),
-        measured=measured,
+        admit_rate=float(pace),
+        basis=basis.decode() if isinstance(basis, bytes) else basis,
     )
 
 
@@ -338,9 +344,9 @@ def claim(client: redis.Redis, now: float, ticket: str, identities: list[str]) -
     return int(_script(client, _CLAIM)(keys=[PREFIX + "admitted"], args=[now, ticket, PREFIX, *identities]))
 
 
-def consume(client: redis.Redis, ticket: str) -> None:
+def consume(client: redis.Redis, now: float, ticket: str) -> None:
     """The order is placed: the admission is used up and its place in checkout goes to the next shopper."""
-    _script(client, _CONSUME)(keys=[PREFIX + "admitted"], args=[ticket, PREFIX])
+    _script(client, _CONSUME)(keys=[PREFIX + "admitted", PREFIX + "done"], args=[ticket, PREFIX, now])
 
 
 def clear(client: redis.Redis) -> None:

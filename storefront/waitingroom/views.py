@@ -206,6 +206,8 @@ def page():
         log.error("waiting room unavailable: %s", error)
         return _unavailable()
     if place is None or not place.ticket:
+        if is_htmx():  # the line is gone while the page polled: on to checkout
+            return _go(url_for("checkout.page"))
         response = make_response(render_template("waitingroom/page.html", place=None, poll=False))
         response.vary.add("HX-Request")
         return response
@@ -306,7 +308,7 @@ def after_checkout(response):
         placed = response.status_code == 303 or "HX-Location" in response.headers
         if placed:
             try:
-                room.consume(redis_client(), ticket)
+                room.consume(redis_client(), clock.now(), ticket)
             except redis.RedisError as error:  # it expires by itself
                 log.warning("admission %s not released: %s", ticket, error)
             response.delete_cookie(COOKIE)
