@@ -41,7 +41,7 @@ class Line(load.Drop):
     """A drop's outcome plus what the waiting room did: (estimated, actual) waits, and waits cut short."""
 
     waits: list[tuple[float, float]] = field(default_factory=list)
-    unestimated: int = 0  # waited, but the first page had no estimate yet
+    unestimated: int = 0  # waited, and let in before the page could show an estimate
     cut_short: int = 0  # still waiting when the window closed
 
 
@@ -77,11 +77,13 @@ class Visits:
             line.observed.append((number, status, seconds))
 
         async def wait_turn(browser: Browser) -> bool:
-            """Reload the waiting page until it sends the shopper on; False if the window closed first."""
+            """Reload the waiting page until it sends the shopper on; False if the window closed first. The
+            estimate judged is the first one the page showed, against the wait from that view on."""
             started = now()
-            estimate = None
-            first = True
+            estimate = shown_at = None
+            views = 0
             while now() < deadline + self.wait_max and now() - started < self.wait_max:
+                asked = now()
                 page = await browser.get("/waiting-room", "waiting_page")
                 if page.status == 303:
                     break
@@ -90,19 +92,19 @@ class Visits:
                 found = ETA.search(page.body)
                 if found is None:  # no line any more
                     break
-                if first:
-                    first = False
-                    estimate = float(found.group(2)) if found.group(2) else None
+                views += 1
+                if estimate is None and found.group(2):
+                    estimate, shown_at = float(found.group(2)), asked
                 await asyncio.sleep(self.poll)
             else:
                 line.cut_short += 1
                 return False
-            if first:
+            if views == 0:
                 return True  # let in on the first view: no wait to estimate
             if estimate is None:
                 line.unestimated += 1
             else:
-                line.waits.append((estimate, now() - started))
+                line.waits.append((estimate, now() - shown_at))
             return True
 
         async def visit() -> str:
