@@ -363,8 +363,8 @@ def render(results: dict) -> str:
         ]
         settings = results["waiting_room"]
         lines += _table(
-            f"Through the waiting room (admit {settings['rate']}/s, cap {settings['cap']}, reload every "
-            f"{settings['poll_s']} s; ETA error = |actual wait - estimate on the first view|)",
+            f"Through the waiting room (admit {settings['rate']}/s, cap {settings['cap']}, reloads as the page says; "
+            "ETA error = |actual wait - the first estimate shown|)",
             [
                 "shoppers",
                 "orders/s",

@@ -67,7 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--wr-cap", type=int, help="waiting room: most in checkout at once (default --shoppers)"
     )
-    parser.add_argument("--wr-poll", type=float, default=2.0, help="waiting room: seconds between reloads")
+    parser.add_argument(
+        "--wr-poll", type=float, default=2.0, help="waiting room: reload interval if the page names none"
+    )
     parser.add_argument(
         "--connections", type=int, default=16, help="connections of the page and ceiling loads (default 16)"
     )

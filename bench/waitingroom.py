@@ -31,6 +31,7 @@ from bench.shopper import (
 from bench.stats import Recorder, summarize
 
 ETA = re.compile(rb'data-position="(\d+)"\s+data-eta-seconds="([0-9.]*)"')
+POLL = re.compile(rb'hx-trigger="every (\d+)s"')
 MULTIPLES = (1, 4, 16)
 OTHER_STAGES = "census,ceilings,pages,checkout,sweep,drop"
 SALE_NAME = "Bench waiting room"
@@ -95,7 +96,9 @@ class Visits:
                 views += 1
                 if estimate is None and found.group(2):
                     estimate, shown_at = float(found.group(2)), asked
-                await asyncio.sleep(self.poll)
+                # As the page itself would: every few seconds near the front, less often far back.
+                told = POLL.search(page.body)
+                await asyncio.sleep(float(told.group(1)) if told else self.poll)
             else:
                 line.cut_short += 1
                 return False

@@ -495,3 +495,14 @@ def test_a_drop_turns_its_flags_on_and_queues_only_with_the_waiting_room_flag(
         assert browser.get("/checkout").headers["Location"] == "/waiting-room"
     finally:
         app.extensions["flags"].invalidate()
+
+
+def test_the_page_polls_less_often_far_back_in_line(app, session, real_redis, necklace, now):
+    drop(session, necklace.variants[0], rate="0.1", cap=100)
+    browsers = [shopper(app, necklace.variants[0]) for _ in range(8)]
+    for browser in browsers:
+        browser.get("/waiting-room")
+    near = browsers[1].get("/waiting-room").get_data(as_text=True)  # number 1: ETA 10 s
+    far = browsers[-1].get("/waiting-room").get_data(as_text=True)  # number 7: ETA 70 s
+    assert 'hx-trigger="every 3s"' in near
+    assert 'hx-trigger="every 10s"' in far  # a fifth of the wait, at most a third of the abandon time
