@@ -114,7 +114,7 @@ def waiting_room() -> None:
 
 
 def _set_room(mode: str, rate: str | None = None, cap: int | None = None) -> None:
-    from storefront.admin import services as audit  # moves to storefront.audit with the refactor
+    from storefront.audit import services as audit
     from storefront.extensions import redis_client
     from storefront.waitingroom import services as room
 
@@ -210,7 +210,7 @@ def flags_set(name, kind, state, staff, percent, accounts, note) -> None:
     from decimal import Decimal
 
     from storefront.accounts import services as account_services
-    from storefront.admin import services as audit  # until the audit service has a home of its own
+    from storefront.audit import services as audit
     from storefront.flags import services as flags
 
     session = get_session()
@@ -254,7 +254,7 @@ def flags_set(name, kind, state, staff, percent, accounts, note) -> None:
 @with_appcontext
 def flags_unset(name: str) -> None:
     """Remove a flag, switch or sample: code asking for it then reads it as off."""
-    from storefront.admin import services as audit  # until the audit service has a home of its own
+    from storefront.audit import services as audit
     from storefront.flags import services as flags
 
     session = get_session()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from storefront.catalog import services as catalog
 from storefront.catalog.models import Category, Product, ProductImage, Variant
+from storefront.inventory import services as inventory
 
 FLASH_SKU = "DEMO-FLASH"
 FLASH_SLUG = "aurora-crystal-drop-necklace"
@@ -331,5 +332,5 @@ def _flash_variant(session, category, pool, now, flash_stock: int) -> Variant:
         session.add(product)
     if variant.reserved > flash_stock:
         raise ValueError(f"{FLASH_SKU} has {variant.reserved} units reserved; stock cannot go below that")
-    variant.on_hand = flash_stock
+    inventory.set_on_hand(session, variant, flash_stock)
     return variant

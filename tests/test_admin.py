@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from storefront.accounts import services as accounts
 from storefront.accounts.models import User
-from storefront.admin import services as audit
-from storefront.admin.models import AuditEntry
+from storefront.audit import services as audit
+from storefront.audit.models import AuditEntry
 from tests.factories import make_order, make_product, make_user
 from tests.helpers import csrf_token, enable_totp, login, staff_login
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from storefront.accounts import services as accounts
 from storefront.accounts.models import Address
 from storefront.accounts.views import lockout
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.extensions import clock
 from tests.factories import make_order, make_user
 from tests.helpers import csrf_token, login

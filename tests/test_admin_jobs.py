@@ -4,7 +4,7 @@ import pytest
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from tests.helpers import csrf_token, staff_login
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from jobs import emails
 from jobs import payments as payment_jobs
 from jobs.payments import finalize_order, refund_payment
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.catalog.models import Variant
 from storefront.orders.models import Order
 from storefront.payments import services as payments

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.catalog import services as catalog
-from storefront.catalog.models import Category, Product, ProductImage, StockMovement, Variant
+from storefront.catalog.models import Category, Product, ProductImage, Variant
+from storefront.inventory.models import StockMovement
 from tests.factories import make_category, make_product
 from tests.helpers import ODD_VALUES, csrf_token
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.catalog.models import Sale, SaleItem
 from tests.factories import make_product
 from tests.helpers import ADDRESS, checkout_form, csrf_token, staff_login

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.checkout import services as checkout
 from storefront.checkout.models import ShippingMethod, TaxRate
 from tests.helpers import post_form as post

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from storefront.accounts import services as accounts
 from storefront.accounts.models import RecoveryCode, User
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from tests.factories import PASSWORD, make_user
 from tests.helpers import csrf_token, enable_totp, login, read_outbox, staff_login
 from tests.helpers import post_form as post

@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import sessionmaker
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.catalog import services as catalog
-from storefront.catalog.models import Category, Product, StockMovement, Variant
+from storefront.catalog.models import Category, Product, Variant
 from storefront.checkout import services as checkout
+from storefront.inventory.models import StockMovement
 from tests.factories import make_product
 from tests.helpers import csrf_token
 

@@ -10,7 +10,7 @@ from flask import render_template_string
 from sqlalchemy import create_engine, delete, event, select
 
 from storefront import create_app
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.flags import services as flags
 from storefront.flags.models import Flag, Sample, Switch
 from tests import services

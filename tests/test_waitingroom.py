@@ -11,7 +11,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.catalog.models import Sale, SaleItem
 from storefront.extensions import clock
 from storefront.orders.models import Order

@@ -11,7 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from storefront.accounts import services as accounts
 from storefront.admin import ADMIN_LINKS, admin_only, bp
-from storefront.admin import services as audit
+from storefront.audit import services as audit
 from storefront.db import get_session
 from storefront.extensions import client_ip
 from storefront.flags import services as flags

@@ -4,7 +4,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user
 
 from storefront.admin import ADMIN_LINKS, admin_only, bp
-from storefront.admin import services as audit
+from storefront.audit import services as audit
 from storefront.catalog.models import Sale
 from storefront.db import get_session
 from storefront.extensions import client_ip, clock, redis_client
