@@ -11,7 +11,7 @@
 import asyncio
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -292,8 +292,6 @@ async def drop(
     result.recorder.start()
     watchers: list[asyncio.Task] = []
     deadline = now() + duration
-    budget = [max_visits]
-    sold_out = asyncio.Event()
     result.first_visit = now()
     rng = random.Random(13)
 
@@ -325,6 +323,18 @@ async def drop(
             return "accepted"
         return "sold out" if outcome == "refused" else "error"
 
+    await run_visits(result, shoppers, deadline, max_visits, visit)
+    return result, watchers
+
+
+async def run_visits(
+    result: Drop, shoppers: int, deadline: float, max_visits: int, visit: Callable[[], Awaitable[str]]
+) -> None:
+    """`shoppers` users, each making one visit after another until the drop sells out, `deadline` passes or
+    `max_visits` visits were made; `visit` answers "accepted", "sold out", "browsed", "error" or another word."""
+    budget = [max_visits]
+    sold_out = asyncio.Event()
+
     async def user() -> None:
         while not sold_out.is_set() and now() < deadline and budget[0] > 0:
             budget[0] -= 1
@@ -345,4 +355,3 @@ async def drop(
                 await asyncio.sleep(ERROR_PAUSE)
 
     await asyncio.gather(*(user() for _ in range(shoppers)))
-    return result, watchers

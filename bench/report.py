@@ -92,6 +92,16 @@ def evaluate(results: dict) -> list[dict]:
             "met": None if left is None else not any(left.values()),
         }
     )
+    room = get(results, "waiting_room.runs") or []
+    if room:
+        worst = max((run.get("place_p99_vs_1x") or 0 for run in room), default=0)
+        verdicts.append(
+            {
+                "target": "waiting room: admitted shoppers' place-order p99 within 2x of the 1x figure at 4x, 16x",
+                "value": worst,
+                "met": worst <= 2 if worst else None,
+            }
+        )
     checks = results.get("correctness") or {}
     verdicts.append(
         {
@@ -332,6 +342,41 @@ def render(results: dict) -> str:
         lines += _table(
             "How cost grows with shoppers (whole visits, hot variant)",
             ["shoppers", "orders/s", "place p50 ms", "place p99 ms", "product p99 ms", "errors"],
+            rows,
+        )
+    room = get(results, "waiting_room.runs")
+    if room:
+        rows = [
+            [
+                f"{run['multiple']}x ({run['shoppers']})",
+                _n(run.get("accepted_per_s"), 1),
+                _n(get(run, "place_order.p99_ms"), 0),
+                _n(run.get("place_p99_vs_1x"), 2),
+                str(run.get("waited")),
+                _n(get(run, "eta.actual_wait.p50_s"), 1),
+                _n(get(run, "eta.abs_error.p50_s"), 1),
+                _n(get(run, "eta.abs_error.p99_s"), 1),
+                _n(get(run, "waiting_page.p99_ms"), 0),
+                str(run.get("errors")),
+            ]
+            for run in room
+        ]
+        settings = results["waiting_room"]
+        lines += _table(
+            f"Through the waiting room (admit {settings['rate']}/s, cap {settings['cap']}, reloads as the page says; "
+            "ETA error = |actual wait - the first estimate shown|)",
+            [
+                "shoppers",
+                "orders/s",
+                "place p99 ms",
+                "vs 1x",
+                "waited",
+                "wait p50 s",
+                "ETA err p50 s",
+                "ETA err p99 s",
+                "waiting page p99 ms",
+                "errors",
+            ],
             rows,
         )
     catalog = results.get("scale_catalog")

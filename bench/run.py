@@ -30,8 +30,8 @@ from tools.procs import Proc, Stack, group_cpu, machine_cpu, pid_cpu
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOGS = sut.ROOT / "test-output" / "bench"
-CEILING_DB = "storefront_bench_ceiling"
-CATALOG_DBS = ("storefront_bench_catalog_small", "storefront_bench_catalog_big")
+CEILING_DB = f"{sut.MAIN_DB}_ceiling"
+CATALOG_DBS = (f"{sut.MAIN_DB}_catalog_small", f"{sut.MAIN_DB}_catalog_big")
 CEILING_ROWS = 1000
 
 
@@ -57,6 +57,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="rq worker processes (default 2)")
     parser.add_argument(
         "--scale", action="store_true", help="also measure 1x/4x/16x shoppers and 1,000 vs 100,000 products"
+    )
+    parser.add_argument(
+        "--waiting-room",
+        action="store_true",
+        help="also play the drop through its waiting room at 1x/4x/16x shoppers (bench/waitingroom.py)",
+    )
+    parser.add_argument("--wr-rate", type=float, default=100.0, help="waiting room: admitted a second")
+    parser.add_argument(
+        "--wr-cap", type=int, help="waiting room: most in checkout at once (default --shoppers)"
+    )
+    parser.add_argument(
+        "--wr-poll", type=float, default=2.0, help="waiting room: reload interval if the page names none"
     )
     parser.add_argument(
         "--connections", type=int, default=16, help="connections of the page and ceiling loads (default 16)"
@@ -779,10 +791,16 @@ class Bench:
     # -- the drop -------------------------------------------------------------------------------------
 
     def drop(
-        self, shoppers: int, units: int, duration: float, label: str = "drop", pace_wait: float | None = None
+        self,
+        shoppers: int,
+        units: int,
+        duration: float,
+        label: str = "drop",
+        pace_wait: float | None = None,
+        visits=None,
     ) -> dict:
         """Sell `units` of the hot variant to whole visits of `shoppers` shoppers at a time (for at most
-        `duration` seconds), follow the payments, and check the outcome."""
+        `duration` seconds), follow the payments, and check the outcome. `visits` replaces load.drop."""
         args = self.args
         self.drain()
         self.set_workers(args.workers)
@@ -794,7 +812,7 @@ class Bench:
         )
         with Sampler(self, self.hot["id"], before) as sampler, Meter(self) as meter:
             wait = args.pace_wait if pace_wait is None else pace_wait
-            outcome = asyncio.run(self._drop(shoppers, units, before, duration, wait))
+            outcome = asyncio.run(self._drop(shoppers, units, before, duration, wait, visits or load.drop))
         drop, pace = outcome
         numbers = [number for number, _ in drop.accepted]
         self.accepted_numbers.update(numbers)
@@ -883,10 +901,10 @@ class Bench:
             )
         return result
 
-    async def _drop(self, shoppers: int, units: int, before: int, duration: float, pace_wait: float):
+    async def _drop(self, shoppers: int, units: int, before: int, duration: float, pace_wait: float, visits):
         args = self.args
         port = self.gunicorn.port
-        drop, watchers = await load.drop(
+        drop, watchers = await visits(
             port,
             self.hot["slug"],
             self.hot["id"],
@@ -1105,6 +1123,10 @@ class Bench:
             self.results["streams"] = streams.run(
                 self.args.streams, self.args.stream_seconds, 2.0, 2, self.run_dir, sut.REDIS_URL
             )
+        if self.args.waiting_room:
+            from bench import waitingroom
+
+            waitingroom.stage(self)
         self.final_checks()
         return self.results
 

@@ -116,6 +116,7 @@ def register_blueprints(app: Flask) -> None:
     from storefront.notify.views import bp as notify_bp
     from storefront.orders.views import bp as orders_bp
     from storefront.payments.views import bp as payments_bp
+    from storefront.waitingroom.views import bp as waitingroom_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(catalog_bp)
@@ -129,6 +130,7 @@ def register_blueprints(app: Flask) -> None:
     from jobs import notify as notify_jobs
 
     notify_jobs.connect()
+    app.register_blueprint(waitingroom_bp, url_prefix="/waiting-room")
     app.register_blueprint(admin_bp, url_prefix="/admin")
 
 
@@ -153,6 +155,7 @@ def register_cli(app: Flask) -> None:
         cli.create_staff,
         cli.backup,
         cli.restore_drill,
+        cli.waiting_room,
         cli.flags_cli,
     ):
         app.cli.add_command(command)

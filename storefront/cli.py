@@ -147,6 +147,63 @@ def restore_drill(path: str | None, scratch: str | None) -> None:
         raise click.ClickException("the restored database differs from the backup's manifest")
 
 
+@click.group("waiting-room")
+def waiting_room() -> None:
+    """Turn the drops' waiting room on or off, or print how it stands."""
+
+
+def _set_room(mode: str, rate: str | None = None, cap: int | None = None) -> None:
+    from storefront.audit import services as audit
+    from storefront.extensions import redis_client
+    from storefront.waitingroom import services as room
+
+    client = redis_client()
+    before = room.read_settings(client)
+    try:
+        after = room.write_settings(client, mode, rate, cap)
+    except room.WaitingRoomError as error:
+        raise click.ClickException(str(error)) from error
+    session = get_session()
+    audit.record(
+        session, _operator(), f"waiting_room.{mode}", "waiting_room", "", vars(before), vars(after), ip="cli"
+    )
+    session.commit()
+    click.echo(json.dumps(room.status(session, client, clock.now()).as_dict()))
+
+
+@waiting_room.command("on")
+@click.option("--rate", required=True, help="Shoppers let into checkout a second.")
+@click.option("--cap", type=int, default=None, help="Most shoppers in checkout at once.")
+@with_appcontext
+def waiting_room_on(rate: str, cap: int | None) -> None:
+    """Gate checkout of every running sale's items, whatever their drop mode."""
+    _set_room("on", rate, cap)
+
+
+@waiting_room.command("off")
+@with_appcontext
+def waiting_room_off() -> None:
+    """No waiting room, even for sales in drop mode, until `on` or `auto`."""
+    _set_room("off")
+
+
+@waiting_room.command("auto")
+@with_appcontext
+def waiting_room_auto() -> None:
+    """Leave the room to the sales' drop mode (the default)."""
+    _set_room("auto")
+
+
+@waiting_room.command("status")
+@with_appcontext
+def waiting_room_status() -> None:
+    """Print the room as one JSON object: on, rate, cap, waiting, admitted, in_checkout."""
+    from storefront.extensions import redis_client
+    from storefront.waitingroom import services as room
+
+    click.echo(json.dumps(room.status(get_session(), redis_client(), clock.now()).as_dict()))
+
+
 @click.group("flags")
 def flags_cli() -> None:
     """Feature flags, switches and samples: list, set, unset."""

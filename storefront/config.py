@@ -133,6 +133,11 @@ def load_config(instance_path: str) -> dict:
         "PAGE_SIZE": int(os.environ.get("PAGE_SIZE", "24")),
         "LOW_STOCK_THRESHOLD": int(os.environ.get("LOW_STOCK_THRESHOLD", "10")),
         "STOCK_POLL_SECONDS": int(os.environ.get("STOCK_POLL_SECONDS", "5")),
+        # The waiting room (storefront/waitingroom): off until a sale in drop mode runs or staff turn it on.
+        "WAITING_ROOM_ADMISSION_SECONDS": float(os.environ.get("WAITING_ROOM_ADMISSION_SECONDS", "300")),
+        "WAITING_ROOM_ABANDON_SECONDS": float(os.environ.get("WAITING_ROOM_ABANDON_SECONDS", "30")),
+        "WAITING_ROOM_POLL_SECONDS": int(os.environ.get("WAITING_ROOM_POLL_SECONDS", "3")),
+        "WAITING_ROOM_CACHE_SECONDS": float(os.environ.get("WAITING_ROOM_CACHE_SECONDS", "2")),
         # Logs: JSON lines in production (one per request, with its request id), a human format otherwise.
         "LOG_FORMAT": os.environ.get("LOG_FORMAT") or ("json" if production else "text"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),

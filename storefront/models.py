@@ -19,6 +19,7 @@ from storefront.inventory.models import StockMovement
 from storefront.notify.models import StockSubscription
 from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments.models import PaymentAttempt, WebhookEvent
+from storefront.waitingroom.models import DropMode
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:
@@ -35,6 +36,7 @@ __all__ = [
     "Cart",
     "CartLine",
     "Category",
+    "DropMode",
     "Flag",
     "LoginAttempt",
     "Order",

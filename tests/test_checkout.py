@@ -162,7 +162,9 @@ def test_per_customer_limit_counts_earlier_orders(client, session):
     add(client, limited, 1)
     response = place(client)
     assert response.status_code == 409 and "limited to 2 per customer" in response.get_data(as_text=True)
-    other = place(client, email="someone.else@example.com")
+    same_address = place(client, email="someone.else@example.com")
+    assert same_address.status_code == 409  # the limit is the customer's: account, e-mail or address
+    other = place(client, email="someone.else@example.com", line1="2 Elm St")
     assert other.status_code == 303
 
 

@@ -81,4 +81,5 @@ from storefront.admin import (  # noqa: E402, F401  (their routes join bp; menu 
     staff,
     stock,
     two_factor,
+    waitingroom,
 )

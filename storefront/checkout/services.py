@@ -153,12 +153,13 @@ def quote(
     )
 
 
-def _check_limits(session: Session, cart: CheckoutCart, user_id: int | None, email: str) -> None:
+def _check_limits(session: Session, cart: CheckoutCart, details: Details) -> None:
+    address = (details.line1, details.postal_code, details.country)
     for line in cart.lines:
         limit = line.per_customer_limit  # the variant's own, or a running sale's if that is tighter
         if limit is None:
             continue
-        bought = orders.units_bought(session, line.variant_id, user_id, email)
+        bought = orders.units_bought(session, line.variant_id, details.user_id, details.email, address)
         if bought + line.quantity > limit:
             left = max(0, limit - bought)
             raise CheckoutError(
@@ -184,7 +185,7 @@ def place_order(
         raise AlreadyPlaced(Placed(*existing))
     if not cart.lines:
         raise CheckoutError("Your cart is empty.")
-    _check_limits(session, cart, details.user_id, details.email)
+    _check_limits(session, cart, details)
     priced = quote(session, cart.subtotal, details.country, details.region, details.shipping_method, rules)
     if priced.method is None:
         raise CheckoutError("We don't ship to that country yet.")

@@ -53,6 +53,8 @@ class Order(Base):
     __table_args__ = (
         CheckConstraint("total >= 0", name="total_not_negative"),
         Index("ix_orders_status_expires_at", "status", "expires_at"),
+        # Per-customer limits find a customer's orders by shipping address too.
+        Index("ix_orders_ship_postal_code", "ship_postal_code"),
     )
 
     @property

@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from storefront.inventory import services as inventory
@@ -148,13 +148,46 @@ def for_user(session: Session, user_id: int, limit: int = 50) -> list[Order]:
     )
 
 
-def units_bought(session: Session, variant_id: int, user_id: int | None, email: str) -> int:
-    """Units of a variant in this customer's orders that hold stock or are paid (for per-customer limits)."""
-    who = Order.email == email if user_id is None else (Order.user_id == user_id) | (Order.email == email)
+def _squeezed(column):
+    """A street or postal code without case, spaces or the usual punctuation, in SQL both databases run."""
+    for mark in (" ", ".", ",", "-", "#", "/"):
+        column = func.replace(column, mark, "")
+    return func.lower(column)
+
+
+def squeeze(text: str) -> str:
+    """What _squeezed makes of a value in SQL, made of it in Python."""
+    for mark in (" ", ".", ",", "-", "#", "/"):
+        text = text.replace(mark, "")
+    return text.lower()
+
+
+def units_bought(
+    session: Session,
+    variant_id: int,
+    user_id: int | None,
+    email: str,
+    address: tuple[str, str, str] | None = None,
+) -> int:
+    """Units of a variant in this customer's orders that hold stock or went out (for per-customer limits).
+
+    The customer is the account, the e-mail address, or the shipping address (line 1, postal code, country:
+    the same street however it is cased or spaced), so a guest checkout cannot get round an account's limit.
+    """
+    who = [Order.email == email]
+    if user_id is not None:
+        who.append(Order.user_id == user_id)
+    if address is not None:
+        line1, postal_code, country = address
+        who.append(
+            (Order.ship_postal_code == postal_code.strip())
+            & (Order.ship_country == country)
+            & (_squeezed(Order.ship_line1) == squeeze(line1))
+        )
     return session.scalar(
         select(func.coalesce(func.sum(OrderLine.quantity), 0))
         .join(Order)
-        .where(OrderLine.variant_id == variant_id, Order.status.in_(HOLDING_STOCK), who)
+        .where(OrderLine.variant_id == variant_id, Order.status.in_((*HOLDING_STOCK, "shipped")), or_(*who))
     )
 
 
