@@ -279,6 +279,15 @@ class SalePrice:
 
 
 @dataclass(frozen=True)
+class UpcomingSale:
+    """The next sale of a product's variants to start: what its drop page counts down to."""
+
+    name: str
+    starts_at: datetime
+    per_customer_limit: int | None
+
+
+@dataclass(frozen=True)
 class Offer:
     """One variant as the product page offers it: the price now, the stock when read, the limit."""
 
@@ -304,6 +313,7 @@ class ProductPage:
     images: tuple[Image, ...]
     variants: tuple[Offer, ...]
     valid_until: datetime | None  # the next start or end of a sale of one of its variants
+    next_sale: UpcomingSale | None = None
 
 
 def product_page(
@@ -367,6 +377,7 @@ def product_page(
     variants = {}  # one row per variant and sale: the variant's own columns come from its first row
     running: dict[int, SalePrice] = {}
     boundaries = []
+    next_sale: UpcomingSale | None = None
     for row in rows:
         if row.variant_id is None:  # a product without variants
             continue
@@ -374,8 +385,10 @@ def product_page(
         if row.sale_price is None:
             continue
         starts_at, ends_at = _utc(row.starts_at), _utc(row.ends_at)
-        if starts_at > now:  # a sale to come: only its start matters yet
+        if starts_at > now:  # a sale to come: only its start matters yet (and the drop page counts to it)
             boundaries.append(starts_at)
+            if next_sale is None or starts_at < next_sale.starts_at:
+                next_sale = UpcomingSale(row.sale_name, starts_at, row.sale_limit)
             continue
         boundaries.append(ends_at)
         current = running.get(row.variant_id)
@@ -415,6 +428,7 @@ def product_page(
         images=tuple(Image(*image) for image in images),
         variants=tuple(offers),
         valid_until=min(boundaries, default=None),
+        next_sale=next_sale,
     )
 
 
