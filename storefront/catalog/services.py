@@ -255,6 +255,26 @@ def _ordering(sort: str):
     return (Product.created_at.desc(), Product.id.desc())
 
 
+def variant_thumbnails(session: Session, variant_ids: list[int]) -> dict[int, Image]:
+    """The first picture of each variant's product, for summaries that show lines as plain values."""
+    if not variant_ids:
+        return {}
+    first = (
+        select(ProductImage.id)
+        .where(ProductImage.product_id == Variant.product_id)
+        .order_by(ProductImage.position, ProductImage.id)
+        .limit(1)
+        .correlate(Variant)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Variant.id, ProductImage.path, ProductImage.alt, ProductImage.width, ProductImage.height)
+        .join(ProductImage, ProductImage.id == first)
+        .where(Variant.id.in_(variant_ids))
+    )
+    return {row.id: Image(row.path, row.alt, row.width, row.height) for row in rows}
+
+
 def featured_products(session: Session, limit: int = 8) -> list[Card]:
     """Featured products for the home page, newest first."""
     page = session.execute(

@@ -223,6 +223,7 @@ SHOPPER_PAGES = {
 @pytest.mark.parametrize("size", ["390", "1280"])
 def test_screenshots_of_every_shopper_page(new_page, live_server, size, screenshot, browser_errors):
     page = new_page(viewport=PHONE if size == "390" else DESKTOP)
+    page.set_default_timeout(30_000)  # eleven full-page screenshots on a busy shared machine
     pages = dict(SHOPPER_PAGES, product=f"/products/{in_stock_product(live_server, '> 1')}")
     for name, path in pages.items():
         response = page.goto(path)
@@ -266,3 +267,46 @@ def test_a_drop_page_has_no_serious_accessibility_violations(axe, live_server):
         assert not violations, f"axe on a drop's page:\n{axe.report(violations)}"
     finally:
         live_server.execute("DELETE FROM sales WHERE name = :name", name=name)
+
+
+def _cart_with_one(page: Page, live_server) -> str:
+    slug = in_stock_product(live_server)
+    page.goto(f"/products/{slug}")
+    page.get_by_label("Quantity").fill("2")
+    page.get_by_role("button", name="Add to cart").click()
+    page.goto("/cart")
+    return slug
+
+
+def test_cart_steppers_change_the_quantity_in_place(phone, live_server, screenshot, browser_errors):
+    page = phone
+    _cart_with_one(page, live_server)
+    field = page.locator("#cart-lines input[type=number]")
+    expect(field).to_have_value("2")
+    page.evaluate("() => { window.__marker = 1 }")
+    page.get_by_role("button", name=re.compile(r"^Increase the quantity")).click()
+    expect(field).to_have_value("3")
+    expect(page.locator("#cart-badge .count")).to_have_text("3")
+    page.get_by_role("button", name=re.compile(r"^Decrease the quantity")).click()
+    expect(field).to_have_value("2")
+    assert page.evaluate("window.__marker") == 1, "a stepper reloaded the page"
+    for name in ["Increase", "Decrease", "Remove"]:
+        target = page.get_by_role("button", name=re.compile(rf"^{name}")).bounding_box()
+        assert min(target["width"], target["height"]) >= TARGET_MIN_PX, f"{name} is a small target: {target}"
+    page.goto("/checkout")
+    expect(page.locator("#order-summary img")).to_have_count(1)  # the summary shows the line's picture
+    browser_errors.assert_none(page)
+
+
+def test_without_javascript_a_stepper_posts_its_own_quantity(nojs, live_server, browser_errors):
+    page = nojs
+    _cart_with_one(page, live_server)
+    page.get_by_role("button", name=re.compile(r"^Decrease the quantity")).click()
+    expect(page.locator("#messages")).to_contain_text("Quantity updated.")
+    expect(page.locator("#cart-lines input[type=number]")).to_have_value("1")
+    expect(page.get_by_role("button", name=re.compile(r"^Decrease the quantity"))).to_be_disabled()  # never 0
+    field = page.locator("#cart-lines input[type=number]")
+    field.fill("4")
+    field.press("Enter")  # Enter submits what was typed, not a stepper's value
+    expect(page.locator("#cart-lines input[type=number]")).to_have_value("4")
+    browser_errors.assert_none(page)
