@@ -25,8 +25,8 @@ from pathlib import Path
 
 from bench import load, report, sut
 from bench.ceilings import nginx, page, pgbench
-from bench.procs import Proc, Stack, group_cpu, machine_cpu, pid_cpu
 from bench.stats import summarize
+from tools.procs import Proc, Stack, group_cpu, machine_cpu, pid_cpu
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOGS = sut.ROOT / "test-output" / "bench"
@@ -1176,9 +1176,9 @@ def get_ms(figures: dict | None, key: str):
 
 
 def sut_wait(check, timeout: float, what: str) -> None:
-    from bench.procs import wait_until
+    from tools.procs import wait_for
 
-    wait_until(check, timeout, what, interval=0.5)
+    wait_for(check, timeout, what, interval=0.5)
 
 
 def main(argv: list[str] | None = None) -> int:

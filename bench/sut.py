@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from bench.procs import HOST, Proc, Stack, free_port, http_ok, spawn, wait_until
+from tools.procs import HOST, Proc, Stack, free_port, http_ok, spawn, wait_for
 from tools.sqldb import SqlDb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,7 +179,7 @@ def start_gunicorn(
             raise RuntimeError(f"{name} exited ({proc.popen.returncode}):\n{proc.log_tail()}")
         return http_ok(port, ready_path)
 
-    wait_until(ready, START_TIMEOUT, f"{name} on port {port}", interval=0.2)
+    wait_for(ready, START_TIMEOUT, f"{name} on port {port}", interval=0.2)
     return proc
 
 

@@ -9,6 +9,10 @@ from storefront import mail, queues
 from storefront.accounts import services as accounts
 from storefront.accounts.models import User
 from storefront.db import get_session
+from storefront.orders import services as orders
+from storefront.payments import services as payments
+from storefront.payments.gateway import captures_at_checkout
+from storefront.payments.models import PaymentAttempt
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +65,14 @@ def send_password_reset(user_id: int | None) -> None:
 
 def _mail_about(order, subject: str, template: str, **context) -> None:
     """E-mail the order's customer, with a link to the order a guest can open without an account."""
-    from storefront.orders.views import view_key
-
-    link = mail.external_url("orders.status", number=order.number, key=view_key(order))
+    key = orders.view_key(current_app.config["SECRET_KEY"], order.number)
+    link = mail.external_url("orders.status", number=order.number, key=key)
     mail.send(mail.compose(order.email, subject, template, order=order, link=link, **context))
 
 
 @job
 def send_order_confirmation(order_id: int) -> None:
     """Confirm a paid order."""
-    from storefront.orders import services as orders
 
     _confirm(orders.get(get_session(), order_id))
 
@@ -80,7 +82,6 @@ def send_order_confirmations(order_ids: list[int]) -> None:
     """Confirm paid orders, one e-mail each (a payment batch's, read in one query). Should the mail server
     fail partway, the orders not confirmed yet go on as single jobs with their own retries, so nobody is
     confirmed twice by a retry of the whole batch."""
-    from storefront.orders import services as orders
 
     by_id = orders.by_ids(get_session(), set(order_ids), lines=True)
     for position, order_id in enumerate(order_ids):
@@ -96,7 +97,6 @@ def send_order_confirmations(order_ids: list[int]) -> None:
 
 
 def _confirm(order) -> None:
-    from storefront.orders import services as orders
 
     if order is not None and order.status in orders.SOLD:
         _mail_about(order, f"Your Storefront order {order.number}", "emails/order_confirmation.txt")
@@ -105,7 +105,6 @@ def _confirm(order) -> None:
 @job
 def send_shipping_confirmation(order_id: int) -> None:
     """Tell the customer the order is on its way: the tracking number and a link to the order."""
-    from storefront.orders import services as orders
 
     order = orders.get(get_session(), order_id)
     if order is None or order.status != "shipped" or not order.tracking_number:
@@ -117,10 +116,6 @@ def send_shipping_confirmation(order_id: int) -> None:
 def send_refund_notice(order_id: int, attempt_id: int) -> None:
     """Tell the customer money went back to their card, once the gateway has confirmed that refund (or the
     void that gave all of it back)."""
-    from storefront.orders import services as orders
-    from storefront.payments import services as payments
-    from storefront.payments.gateway import captures_at_checkout
-    from storefront.payments.models import PaymentAttempt
 
     session = get_session()
     order = orders.get(session, order_id)
@@ -147,7 +142,6 @@ def send_refund_notice(order_id: int, attempt_id: int) -> None:
 @job
 def send_cancellation_notice(order_id: int) -> None:
     """Tell the customer the order was cancelled, and whether money is on its way back."""
-    from storefront.orders import services as orders
 
     order = orders.get(get_session(), order_id)
     if order is None or order.status != "cancelled":

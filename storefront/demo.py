@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from storefront.catalog import artwork
 from storefront.catalog import services as catalog
 from storefront.catalog.models import Category, Product, ProductImage, Variant
+from storefront.inventory import services as inventory
 
 FLASH_SKU = "DEMO-FLASH"
 FLASH_SLUG = "aurora-crystal-drop-necklace"
@@ -276,5 +277,5 @@ def _flash_variant(session, category, media_folder, now, flash_stock: int) -> Va
         session.add(product)
     if variant.reserved > flash_stock:
         raise ValueError(f"{FLASH_SKU} has {variant.reserved} units reserved; stock cannot go below that")
-    variant.on_hand = flash_stock
+    inventory.set_on_hand(session, variant, flash_stock)
     return variant

@@ -49,7 +49,11 @@ def _write_outbox(folder: Path, message: EmailMessage) -> Path:
 
 
 def _send_smtp(url: str, message: EmailMessage) -> None:
-    """smtp://user:pass@host:587 uses STARTTLS; smtps:// uses TLS from the start."""
+    """smtp://user:pass@host:587 uses STARTTLS; smtps:// uses TLS from the start.
+
+    A password never goes out in clear: with credentials, an smtp:// server that offers no STARTTLS is
+    refused rather than logged into.
+    """
     parts = urlsplit(url)
     context = ssl.create_default_context()
     if parts.scheme == "smtps":
@@ -59,8 +63,16 @@ def _send_smtp(url: str, message: EmailMessage) -> None:
     else:
         server = smtplib.SMTP(parts.hostname, parts.port or 587, timeout=20)
     with server:
-        if parts.scheme == "smtp" and server.has_extn("starttls"):
-            server.starttls(context=context)
+        if parts.scheme == "smtp":
+            # The extensions are only known after EHLO; has_extn() before it is always False.
+            server.ehlo()
+            if server.has_extn("starttls"):
+                server.starttls(context=context)
+                server.ehlo()  # RFC 3207: what the server offers may change once the channel is private
+            elif parts.username:
+                raise smtplib.SMTPNotSupportedError(
+                    f"{parts.hostname} offers no STARTTLS; not sending the mail password in clear"
+                )
         if parts.username:
             server.login(unquote(parts.username), unquote(parts.password or ""))
         server.send_message(message)

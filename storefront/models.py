@@ -1,7 +1,7 @@
 """Every domain's models, imported so Base.metadata is complete for Alembic and tests."""
 
 from storefront.accounts.models import Address, LoginAttempt, RecoveryCode, User
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.cart.models import Cart, CartLine
 from storefront.catalog.models import (
     POSTGRES_ONLY,
@@ -10,11 +10,11 @@ from storefront.catalog.models import (
     ProductImage,
     Sale,
     SaleItem,
-    StockMovement,
     Variant,
 )
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import Base
+from storefront.inventory.models import StockMovement
 from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments.models import PaymentAttempt, WebhookEvent
 

@@ -1,31 +1,15 @@
 """Fixtures: one app on a real PostgreSQL database, each test inside a transaction rolled back at the end."""
 
-import re
 from pathlib import Path
 
 import pytest
-from alembic.config import Config
-from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from alembic import command
-from storefront import ROOT, create_app
+from storefront import create_app
+from storefront.accounts.models import User
 from storefront.extensions import limiter
 from tests import services
-
-
-def alembic_config(connection=None) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["connection"] = connection
-    return config
-
-
-def migrate(url: str) -> None:
-    """Build the schema the way production does: alembic upgrade head."""
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        command.upgrade(alembic_config(connection), "head")
-    engine.dispose()
+from tests.helpers import migrate, staff_login
 
 
 @pytest.fixture(scope="session")
@@ -95,22 +79,6 @@ def client(app, connection):
     return app.test_client()
 
 
-def csrf_token(client, url: str = "/password/reset") -> str:
-    """The CSRF token a page renders for this client's session."""
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get(url).get_data(as_text=True))
-    assert match, f"no CSRF token on {url}"
-    return match.group(1)
-
-
-def login(client, email: str, password: str = "correct horse battery", ip: str = "127.0.0.1", **extra):
-    token = csrf_token(client)
-    return client.post(
-        "/login",
-        data={"email": email, "password": password, "csrf_token": token, **extra},
-        environ_base={"REMOTE_ADDR": ip},
-    )
-
-
 @pytest.fixture
 def outbox(app) -> Path:
     """The e-mails the app wrote, newest last."""
@@ -118,15 +86,6 @@ def outbox(app) -> Path:
     for old in folder.glob("*.eml"):
         old.unlink()
     return folder
-
-
-def read_outbox(folder: Path) -> list:
-    from email import policy
-    from email.parser import BytesParser
-
-    return [
-        BytesParser(policy=policy.default).parse(path.open("rb")) for path in sorted(folder.glob("*.eml"))
-    ]
 
 
 @pytest.fixture
@@ -138,3 +97,15 @@ def htmx(client):
             return client.get(url, headers={"HX-Request": "true", **kwargs.pop("headers", {})}, **kwargs)
 
     return HtmxClient()
+
+
+@pytest.fixture
+def staff(client, session) -> User:
+    """A staff member signed in on `client` with both factors."""
+    return staff_login(client, session)
+
+
+@pytest.fixture
+def admin(client, session) -> User:
+    """An admin signed in on `client` with both factors."""
+    return staff_login(client, session, role="admin")

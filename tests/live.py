@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +34,16 @@ from typing import Any, TypeVar
 import requests
 from sqlalchemy.orm import Session
 
+from tools.procs import (  # noqa: F401  (the live tests use them through this module)
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    Proc,
+    StartError,
+    free_port,
+    spawn,
+    stop_all,
+    wait_for,
+)
 from tools.sqldb import SqlDb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +51,6 @@ LOG_ROOT = ROOT / "test-output" / "live"
 _VENV_BIN = ROOT / ".venv" / "bin"
 BIN = _VENV_BIN if (_VENV_BIN / "gunicorn").exists() else Path(sys.executable).parent
 HOST = "127.0.0.1"
-START_TIMEOUT = 20.0  # seconds for a process to come up
-STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
 REQUEST_TIMEOUT = 20.0  # seconds for one HTTP request of a shopper
 RAISED_LIMIT = "100000/minute"
 RAISED_LIMITS = (
@@ -68,31 +75,6 @@ ADDRESS = {
 }
 
 
-class StartError(RuntimeError):
-    """A process did not come up in time; the message carries its log tail."""
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll `check` until it returns something truthy, at most `timeout` seconds; return that value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    for _ in range(int(timeout / interval) + 2):
-        last = check()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(interval)
-    raise TimeoutError(f"{what}: not within {timeout:g}s (last value {last!r})")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the caller binds it soon after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def run_log_dir(run: str) -> Path:
     """This run's folder under test-output/live/, emptied; folders of runs over an hour old are removed."""
     LOG_ROOT.mkdir(parents=True, exist_ok=True)
@@ -111,117 +93,7 @@ def _remove_tree(folder: Path) -> None:
 
 # -- processes ----------------------------------------------------------------------------------------
 
-# util-linux's setpriv execs the command with a parent-death signal: if the test process dies, so do the servers.
-_DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
-
-
-class Proc:
-    """A process we started, in its own process group (its id is the group id), logging to one file."""
-
-    def __init__(self, name: str, popen: subprocess.Popen, log_path: Path, port: int | None = None):
-        self.name = name
-        self.popen = popen
-        self.log_path = log_path
-        self.port = port
-        self.url = f"http://{HOST}:{port}" if port else ""
-
-    def __repr__(self) -> str:
-        return f"<{self.name} pid={self.pid} port={self.port} {'alive' if self.alive() else 'exited'}>"
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """SIGTERM, then SIGKILL to the whole group after `timeout` seconds; return the exit code."""
-        self.terminate()
-        return self.wait_or_kill(timeout)
-
-    def terminate(self) -> None:
-        """Ask the process to stop (SIGTERM), without waiting."""
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-
-    def wait_or_kill(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """Wait for the process to exit, SIGKILL its group if it has not after `timeout`; return its exit code."""
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._kill_group()
-            self.popen.wait(timeout=STOP_TIMEOUT)
-        self._kill_group()  # a child the leader left behind (an rq scheduler, a gunicorn worker)
-        return self.popen.returncode
-
-    def kill9(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGKILL the process and every process of its group at once: no handler runs, nothing is cleaned."""
-        self._kill_group()
-        self.popen.wait(timeout=timeout)
-
-    def _kill_group(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-
-    def children(self) -> list[int]:
-        """Direct children's pids (gunicorn's workers, rq's scheduler), from /proc."""
-        try:
-            found = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        except OSError:
-            return []
-        return [int(pid) for pid in found]
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:]) or "(empty log)"
-
-    def wait_for_log(self, pattern: str, timeout: float = START_TIMEOUT) -> re.Match:
-        """Wait until the log has a line matching `pattern` (fails early if the process exits)."""
-        regex = re.compile(pattern)
-
-        def seen():
-            match = regex.search(self.log_text())
-            if match is None and not self.alive():
-                raise StartError(f"{self.name} exited ({self.popen.returncode}); log:\n{self.log_tail()}")
-            return match
-
-        try:
-            return wait_for(seen, timeout, f"{self.name}: log line {pattern!r}", interval=0.05)
-        except TimeoutError as error:
-            raise StartError(f"{error}; log:\n{self.log_tail()}") from None
-
-
 P = TypeVar("P", bound=Proc)
-
-
-def stop_all(procs: Iterable[Proc], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM every process at once, then wait for each (SIGKILL to its group after the shared deadline)."""
-    procs = [proc for proc in procs if proc is not None]
-    for proc in procs:
-        proc.terminate()
-    deadline = time.monotonic() + timeout
-    for proc in procs:
-        proc.wait_or_kill(timeout=max(0.1, deadline - time.monotonic()))
-
-
-def _spawn(name: str, command: list[str], env: dict, log_path: Path) -> subprocess.Popen:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [*_DIE_WITH_PARENT, *command],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def _start_on_free_port(
@@ -237,7 +109,7 @@ def _start_on_free_port(
         port = free_port()
         command, env = build(port)
         log_path = log_dir / f"{name}-{port}.log"
-        proc = cls(name, _spawn(name, command, env, log_path), log_path, port)
+        proc = spawn(name, command, env, log_path, ROOT, port, cls=cls)
         try:
             ready(proc)
             return proc
@@ -379,7 +251,7 @@ def start_worker(env: dict, log_dir: Path = LOG_ROOT) -> Proc:
         "default",
     ]
     log_path = log_dir / f"rq-worker-{number}.log"
-    proc = Proc(f"rq-worker-{number}", _spawn("rq worker", command, env, log_path), log_path)
+    proc = spawn(f"rq-worker-{number}", command, env, log_path, ROOT)
     try:
         proc.wait_for_log(r"\*\*\* Listening on")
     except StartError:

@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 
 from storefront.accounts import services as accounts
 from storefront.accounts.models import Address, LoginAttempt, User
-from tests.conftest import csrf_token, login, read_outbox
 from tests.factories import PASSWORD, make_user
+from tests.helpers import csrf_token, login, read_outbox
 
 
 def post(client, url, data, page=None):

@@ -1,7 +1,6 @@
 """The staff admin: who may enter, two-step sign-in, the audit log and the dashboard."""
 
 import re
-import time
 
 import pyotp
 import pytest
@@ -9,10 +8,10 @@ from sqlalchemy import select
 
 from storefront.accounts import services as accounts
 from storefront.accounts.models import User
-from storefront.admin import services as audit
-from storefront.admin.models import AuditEntry
-from tests.conftest import csrf_token, login
+from storefront.audit import services as audit
+from storefront.audit.models import AuditEntry
 from tests.factories import make_order, make_product, make_user
+from tests.helpers import csrf_token, enable_totp, login, staff_login
 
 
 def admin_urls(app) -> list[tuple[str, str]]:
@@ -24,33 +23,6 @@ def admin_urls(app) -> list[tuple[str, str]]:
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 urls.append((method, rule.build(values)[1]))
     return urls
-
-
-def enable_totp(session, user) -> str:
-    secret = accounts.new_totp_secret()
-    accounts.enable_totp(session, user, secret)
-    return secret
-
-
-def admin_post(client, url: str, htmx: bool = False, **data):
-    """POST a form to the admin with this session's CSRF token, as a plain form or as HTMX."""
-    return client.post(
-        url, data={"csrf_token": csrf_token(client), **data}, headers={"HX-Request": "true"} if htmx else {}
-    )
-
-
-def staff_login(client, session, role="staff") -> User:
-    """A staff member signed in with both factors."""
-    user = make_user(session, f"{role}{time.monotonic_ns()}@example.com", role=role)
-    secret = enable_totp(session, user)
-    response = login(client, user.email)
-    assert response.headers["Location"] == "/login/verify"
-    done = client.post(
-        "/login/verify",
-        data={"code": pyotp.TOTP(secret).now(), "csrf_token": csrf_token(client, "/login/verify")},
-    )
-    assert done.status_code == 303, done.get_data(as_text=True)
-    return user
 
 
 def test_the_walk_finds_the_admin_routes(app):

@@ -6,18 +6,12 @@ from sqlalchemy import select
 from storefront.accounts import services as accounts
 from storefront.accounts.models import Address
 from storefront.accounts.views import lockout
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.extensions import clock
-from tests.conftest import csrf_token, login
 from tests.factories import make_order, make_user
-from tests.test_admin import staff_login
+from tests.helpers import csrf_token, login
 
 IP = "203.0.113.9"
-
-
-@pytest.fixture
-def staff(client, session):
-    return staff_login(client, session)
 
 
 def lock_out(app, email: str, ip: str = IP) -> None:

@@ -4,9 +4,8 @@ import pytest
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
-from storefront.admin.models import AuditEntry
-from tests.conftest import csrf_token
-from tests.test_admin import staff_login
+from storefront.audit.models import AuditEntry
+from tests.helpers import csrf_token, staff_login
 
 
 def explode(order_id):

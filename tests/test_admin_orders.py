@@ -13,15 +13,14 @@ from sqlalchemy import select, update
 from jobs import emails
 from jobs import payments as payment_jobs
 from jobs.payments import finalize_order, refund_payment
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.catalog.models import Variant
 from storefront.orders.models import Order
 from storefront.payments import services as payments
 from storefront.payments.gateway import AuthorizeNetGateway
 from storefront.payments.models import PaymentAttempt
-from tests.conftest import csrf_token, read_outbox
 from tests.factories import make_order, make_product, make_user
-from tests.test_admin import staff_login
+from tests.helpers import csrf_token, read_outbox
 from tools import anet_loopback
 
 LOGIN, KEY = anet_loopback.DEFAULT_LOGIN, anet_loopback.DEFAULT_KEY
@@ -47,11 +46,6 @@ def anet_app(app, loopback, monkeypatch):
     monkeypatch.setitem(app.config, "PAYMENT_CAPTURE", "auth_capture")
     loopback.reset()
     return app
-
-
-@pytest.fixture
-def staff(client, session):
-    return staff_login(client, session)
 
 
 @pytest.fixture

@@ -10,20 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.catalog import services as catalog
-from storefront.catalog.models import Category, Product, ProductImage, StockMovement, Variant
-from tests.conftest import csrf_token
+from storefront.catalog.models import Category, Product, ProductImage, Variant
+from storefront.inventory.models import StockMovement
 from tests.factories import make_category, make_product
-from tests.test_admin import staff_login
-from tests.test_forms import ODD_VALUES
+from tests.helpers import ODD_VALUES, csrf_token
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def staff(client, session):
-    return staff_login(client, session)
 
 
 @pytest.fixture

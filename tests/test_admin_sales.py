@@ -5,11 +5,10 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.catalog.models import Sale, SaleItem
-from tests.conftest import csrf_token
 from tests.factories import make_product
-from tests.test_admin import staff_login
+from tests.helpers import ADDRESS, checkout_form, csrf_token, staff_login
 
 
 def when(delta: timedelta) -> str:
@@ -88,8 +87,6 @@ def test_ending_a_sale_now(client, session):
 
 
 def test_the_sales_per_customer_limit_applies_at_checkout(app, client, session):
-    from tests.test_checkout import ADDRESS, form_values
-
     staff_login(client, session, role="admin")
     product = make_product(session, variants=[{"sku": "LIM-1", "price": Decimal("20.00"), "on_hand": 50}])
     schedule(client, "LIM-1, 10.00", per_customer_limit="1")
@@ -98,7 +95,7 @@ def test_the_sales_per_customer_limit_applies_at_checkout(app, client, session):
         data={"variant_id": product.variants[0].id, "quantity": 2, "csrf_token": csrf_token(client)},
     )
     data = (
-        form_values(client)
+        checkout_form(client)
         | ADDRESS
         | {"dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT", "dataValue": "test-approve"}
     )

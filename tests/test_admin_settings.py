@@ -7,11 +7,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.checkout import services as checkout
 from storefront.checkout.models import ShippingMethod, TaxRate
-from tests.test_admin import admin_post as post
-from tests.test_admin import staff_login
+from tests.helpers import post_form as post
+from tests.helpers import staff_login
 
 SHIPPING = {
     "code": "next-day",
@@ -23,11 +23,6 @@ SHIPPING = {
     "position": "5",
 }
 TAX = {"country": "us", "region": "co", "name": "Colorado sales tax", "rate": "2.9"}
-
-
-@pytest.fixture
-def admin(client, session):
-    return staff_login(client, session, role="admin")
 
 
 def method(session, code: str) -> ShippingMethod:

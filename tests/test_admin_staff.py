@@ -9,16 +9,10 @@ from sqlalchemy import func, select, update
 
 from storefront.accounts import services as accounts
 from storefront.accounts.models import RecoveryCode, User
-from storefront.admin.models import AuditEntry
-from tests.conftest import csrf_token, login, read_outbox
+from storefront.audit.models import AuditEntry
 from tests.factories import PASSWORD, make_user
-from tests.test_admin import admin_post as post
-from tests.test_admin import enable_totp, staff_login
-
-
-@pytest.fixture
-def admin(client, session):
-    return staff_login(client, session, role="admin")
+from tests.helpers import csrf_token, enable_totp, login, read_outbox, staff_login
+from tests.helpers import post_form as post
 
 
 def invite(client, email: str, role: str = "staff"):

@@ -8,20 +8,15 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import sessionmaker
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 from storefront.catalog import services as catalog
-from storefront.catalog.models import Category, Product, StockMovement, Variant
+from storefront.catalog.models import Category, Product, Variant
 from storefront.checkout import services as checkout
-from tests.conftest import csrf_token
+from storefront.inventory.models import StockMovement
 from tests.factories import make_product
-from tests.test_admin import staff_login
+from tests.helpers import csrf_token
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def staff(client, session):
-    return staff_login(client, session)
 
 
 @pytest.fixture

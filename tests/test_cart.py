@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from storefront.cart.models import Cart, CartLine
-from tests.conftest import csrf_token, login
 from tests.factories import make_product, make_user
+from tests.helpers import csrf_token, login
 
 HTMX = {"HX-Request": "true"}
 

@@ -299,7 +299,7 @@ def sale(session, variant, price: str, starts_at: datetime, ends_at: datetime, l
 
 
 def test_a_cached_product_page_runs_no_sql_and_is_still_per_shopper(app, client, connection, session, cached):
-    from tests.test_queries import count_statements
+    from tests.helpers import count_statements
 
     product = make_product(session, name="Snapshot Ring", variants=[{"price": Decimal("30.00")}])
     first = client.get(f"/products/{product.slug}")
@@ -396,7 +396,7 @@ def test_the_lowest_running_sale_price_wins(client, session):
 
 
 def test_a_cache_time_of_zero_turns_the_cache_off(app, client, connection, session, cached):
-    from tests.test_queries import count_statements
+    from tests.helpers import count_statements
 
     app.config["CATALOG_CACHE_SECONDS"] = 0
     product = make_product(session, variants=[{"price": Decimal("30.00")}])
@@ -410,7 +410,7 @@ def test_a_cache_time_of_zero_turns_the_cache_off(app, client, connection, sessi
 
 
 def test_live_stock_and_add_to_cart_never_use_the_snapshot(client, session, cached):
-    from tests.conftest import csrf_token
+    from tests.helpers import csrf_token
 
     product = make_product(session, variants=[{"on_hand": 20}])
     variant = product.variants[0]

@@ -10,19 +10,8 @@ from sqlalchemy import func, select
 from storefront.cart.models import CartLine
 from storefront.orders.models import Order
 from storefront.payments.models import PaymentAttempt
-from tests.conftest import csrf_token, login, read_outbox
 from tests.factories import make_product, make_user
-
-ADDRESS = {
-    "email": "buyer@example.com",
-    "full_name": "Ada Lovelace",
-    "line1": "1 Main St",
-    "city": "Springfield",
-    "region": "",
-    "postal_code": "62701",
-    "country": "US",
-    "shipping_method": "standard",
-}
+from tests.helpers import ADDRESS, checkout_form, csrf_token, login, read_outbox
 
 
 @pytest.fixture
@@ -37,17 +26,9 @@ def add(client, variant, quantity=1):
     assert response.status_code == 303, response.get_data(as_text=True)
 
 
-def form_values(client) -> dict:
-    page = client.get("/checkout").get_data(as_text=True)
-    key = re.search(r'name="idempotency_key"[^>]*value="([^"]+)"', page) or re.search(
-        r'value="([^"]+)"[^>]*name="idempotency_key"', page
-    )
-    return {"csrf_token": csrf_token(client, "/checkout"), "idempotency_key": key.group(1)}
-
-
 def place(client, nonce="test-approve", values=None, **overrides):
     data = (
-        (values or form_values(client))
+        (values or checkout_form(client))
         | ADDRESS
         | {"dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT", "dataValue": nonce}
         | overrides
@@ -152,7 +133,7 @@ def test_gateway_outcomes_map_to_order_states(client, session, necklace, nonce, 
 
 def test_the_same_form_posted_twice_makes_one_order_and_one_charge(app, client, session, necklace):
     add(client, necklace.variants[0])
-    values = form_values(client)
+    values = checkout_form(client)
     first = place(client, values=values)
     second = place(client, values=values)
     assert first.headers["Location"] == second.headers["Location"]
@@ -280,7 +261,7 @@ def test_shared_shipping_and_tax_survive_a_refused_order_and_follow_a_change(
     monkeypatch.setitem(app.config, "CATALOG_CACHE_SECONDS", 60)
     app.extensions["catalog_cache"].clear()
     add(client, necklace.variants[0], 2)
-    values = form_values(client)
+    values = checkout_form(client)
     necklace.variants[0].on_hand = 1
     session.flush()
     later = {"by": 61}

@@ -7,8 +7,7 @@ from sqlalchemy import func, select
 
 from storefront import create_app
 from storefront.catalog.models import Product, Variant
-from tests.conftest import migrate
-from tests.test_checkout import ADDRESS
+from tests.helpers import ADDRESS, migrate
 
 
 @pytest.fixture

@@ -6,23 +6,8 @@ from sqlalchemy import func, select, text
 from storefront.accounts import services as accounts
 from storefront.cart.models import CartLine
 from storefront.db import Base
-from tests.conftest import csrf_token, login
 from tests.factories import make_order, make_product, make_user
-
-ODD_VALUES = [
-    "x" * 5000,
-    "\u202eevil\u202c",
-    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
-    "e\u0301\u0301\u0301",
-    "\u200b\ufeff",
-    "💍" * 50,
-    "<script>alert(1)</script>",
-    "' OR 1=1 --",
-    "%00%0d%0a",
-    "\x00",
-    "-1",
-    "9" * 40,
-]
+from tests.helpers import ODD_VALUES, csrf_token, login
 
 
 @pytest.fixture

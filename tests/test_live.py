@@ -30,8 +30,8 @@ import redis
 import requests
 
 from tests import live, services
-from tests.conftest import migrate
 from tests.factories import make_product, make_user
+from tests.helpers import migrate
 
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live")]
 

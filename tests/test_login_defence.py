@@ -9,8 +9,8 @@ from storefront import create_app
 from storefront.accounts.models import LoginAttempt
 from storefront.extensions import clock
 from tests import services
-from tests.conftest import csrf_token, login
 from tests.factories import make_user
+from tests.helpers import csrf_token, login
 
 WRONG = "not the password"
 

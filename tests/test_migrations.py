@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, inspect
 
 from storefront.db import Base
 from storefront.models import include_object
-from tests.conftest import migrate
+from tests.helpers import migrate
 
 
 def differences(connection) -> list:

@@ -3,6 +3,8 @@
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 from jobs import maintenance
 from jobs import payments as payment_jobs
 from jobs.payments import check_payment, finalize_order, reconcile_charge
-from storefront import create_app, queues
+from storefront import ROOT, create_app, queues
 from storefront.catalog.models import Category, Product
 from storefront.orders.models import Order
 from storefront.payments import services as payments
@@ -289,7 +291,7 @@ def test_a_batch_of_confirmations_never_confirms_twice_when_the_mail_server_fail
 ):
     from jobs import emails
     from storefront import mail
-    from tests.conftest import read_outbox
+    from tests.helpers import read_outbox
 
     made = [make_order(session, status="paid").id for _ in range(3)]
     real_send, sent = mail.send, []
@@ -503,3 +505,15 @@ def test_without_credentials_the_test_gateway_is_used_with_a_warning(database_ur
     app = create_app({"SECRET_KEY": "x", "DATABASE_URL": database_url, "PAYMENT_GATEWAY": "authorizenet"})
     assert isinstance(app.extensions["payment_gateway"], TestGateway)
     assert "using the built-in TEST payment gateway" in caplog.text
+
+
+def test_importing_the_gateway_leaves_the_sdk_alone_until_a_gateway_is_set_up():
+    probe = (
+        "import authorizenet.apicontrollersbase as base, requests\n"
+        "import storefront.payments.gateway as gateway\n"
+        "assert base.requests is requests, 'patched at import'\n"
+        "gateway.AuthorizeNetGateway('login', 'key', 'http://127.0.0.1:9/xml/v1/request.api')\n"
+        "assert base.requests is not requests, 'not patched at set-up'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -1,28 +1,12 @@
 """Each catalog page runs a small fixed number of SQL statements, however many products it shows; a page
 served from the catalog cache runs none, adding to the cart runs two and a polled order status one."""
 
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from storefront.catalog.models import Variant
 from tests.factories import make_category, make_product
-
-
-@contextmanager
-def count_statements(connection):
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
-            statements.append(statement)
-
-    event.listen(connection, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(connection, "before_cursor_execute", record)
+from tests.helpers import count_statements
 
 
 @pytest.fixture
@@ -76,8 +60,8 @@ def test_a_cached_page_runs_no_statement(app, client, connection, big_shop, monk
 
 
 def test_add_to_cart_is_one_statement_and_a_refusal_one_more(app, client, connection, session, big_shop):
-    from tests.conftest import csrf_token, login
     from tests.factories import make_user
+    from tests.helpers import csrf_token, login
 
     variants = big_shop[0].variants
     token = csrf_token(client)

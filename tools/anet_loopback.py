@@ -2,7 +2,7 @@
 
     python -m tools.anet_loopback --host 127.0.0.1 --port 8765 --latency 0.3
 
-Every request body is validated against the official XSD (`../shared/authorizenet/AnetApiSchema.xsd` beside the
+Every request body is validated against the official XSD (`docs/authorizenet/AnetApiSchema.xsd` in the
 repository, or $ANET_XSD_PATH). A JSON control API on the same port injects faults, settles and resets:
 POST /_control/fault {"mode": "http500" | "hang" | "lost_after_charge" | "slow_after_charge" | "none", "count": 1,
 "hang_seconds": 30},
@@ -83,11 +83,11 @@ log = logging.getLogger("anet_loopback")
 
 
 def xsd_path() -> Path:
-    """Where the official XSD lives: $ANET_XSD_PATH, else ../shared/authorizenet/ beside the repository."""
+    """Where the official XSD lives: $ANET_XSD_PATH, else the copy kept in the repository."""
     override = os.environ.get("ANET_XSD_PATH")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared" / "authorizenet" / "AnetApiSchema.xsd"
+    return Path(__file__).resolve().parents[1] / "docs" / "authorizenet" / "AnetApiSchema.xsd"
 
 
 @functools.cache
@@ -629,7 +629,10 @@ def main(argv: list[str] | None = None) -> int:
         "--key", default=DEFAULT_KEY, help="transaction key the server accepts (at most 16 chars)"
     )
     parser.add_argument(
-        "--xsd", type=Path, default=None, help="AnetApiSchema.xsd (default: $ANET_XSD_PATH or ../shared)"
+        "--xsd",
+        type=Path,
+        default=None,
+        help="AnetApiSchema.xsd (default: $ANET_XSD_PATH or docs/authorizenet/)",
     )
     args = parser.parse_args(argv)
     try:

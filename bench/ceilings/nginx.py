@@ -3,7 +3,7 @@
 import shutil
 from pathlib import Path
 
-from bench.procs import HOST, Proc, Stack, free_port, http_ok, spawn, wait_until
+from tools.procs import HOST, Proc, Stack, free_port, http_ok, spawn, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -48,7 +48,7 @@ def start(stack: Stack, folder: Path, page: bytes, name: str = "product.html") -
     proc = stack.add(
         spawn("nginx", command, {"PATH": "/usr/sbin:/usr/bin:/bin"}, folder / "nginx.out", folder, port)
     )
-    wait_until(lambda: http_ok(port, f"/{name}") or (not proc.alive() and _exited(proc)), 15, "nginx")
+    wait_for(lambda: http_ok(port, f"/{name}") or (not proc.alive() and _exited(proc)), 15, "nginx")
     return proc
 
 

@@ -7,7 +7,7 @@ from wtforms import DateField, Form, IntegerField, StringField
 from wtforms.validators import Length, NumberRange, Optional
 
 from storefront.admin import bp
-from storefront.admin import services as audit
+from storefront.audit import services as audit
 from storefront.db import get_session
 
 

@@ -7,7 +7,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from storefront.admin import ADMIN_LINKS, bp
-from storefront.admin import services as audit
+from storefront.audit import services as audit
 from storefront.db import get_session
 from storefront.extensions import client_ip, redis_client
 from storefront.queues import QUEUES, get_queue

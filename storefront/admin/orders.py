@@ -37,7 +37,7 @@ from jobs import emails
 from jobs import payments as payment_jobs
 from storefront import queues
 from storefront.admin import ADMIN_LINKS, bp
-from storefront.admin import services as audit
+from storefront.audit import services as audit
 from storefront.db import get_session
 from storefront.extensions import client_ip
 from storefront.htmx import is_htmx, render

@@ -19,7 +19,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from storefront.admin import ADMIN_LINKS, bp
-from storefront.admin import services as audit
+from storefront.audit import services as audit
 from storefront.catalog import services as catalog
 from storefront.catalog.models import Category
 from storefront.db import get_session

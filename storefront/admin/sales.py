@@ -12,7 +12,7 @@ from wtforms import DateTimeLocalField, IntegerField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from storefront.admin import ADMIN_LINKS, admin_only, bp
-from storefront.admin import services as audit
+from storefront.audit import services as audit
 from storefront.catalog.models import Sale, SaleItem, Variant
 from storefront.db import get_session
 from storefront.extensions import client_ip

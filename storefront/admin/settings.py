@@ -12,8 +12,8 @@ from wtforms import Form, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from storefront.admin import ADMIN_LINKS, admin_only, bp
-from storefront.admin import services as audit
 from storefront.admin.products import CountField, MoneyField
+from storefront.audit import services as audit
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import get_session
 from storefront.extensions import client_ip

@@ -12,7 +12,7 @@ from storefront import queues
 from storefront.accounts import services as accounts
 from storefront.accounts.models import User
 from storefront.admin import ADMIN_LINKS, admin_only, bp
-from storefront.admin import services as audit
+from storefront.audit import services as audit
 from storefront.db import get_session
 from storefront.extensions import client_ip
 from storefront.htmx import is_htmx, render

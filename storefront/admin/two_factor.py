@@ -9,7 +9,7 @@ from wtforms.validators import DataRequired, Length
 
 from storefront.accounts import services as accounts
 from storefront.admin import bp
-from storefront.admin import services as audit
+from storefront.audit import services as audit
 from storefront.db import get_session
 from storefront.extensions import client_ip, clock, redis_client
 

@@ -13,9 +13,7 @@ from flask import (
     render_template,
     url_for,
 )
-from flask import (
-    session as flask_session,
-)
+from flask import session as flask_session
 from flask_login import current_user, user_logged_in
 from flask_wtf import FlaskForm
 from wtforms import IntegerField

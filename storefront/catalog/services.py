@@ -541,24 +541,15 @@ import struct  # noqa: E402
 import unicodedata  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from sqlalchemy import update  # noqa: E402
-from sqlalchemy.orm.attributes import set_committed_value  # noqa: E402
-
-from storefront.accounts.models import User  # noqa: E402
-from storefront.catalog.models import StockMovement  # noqa: E402
+from storefront.inventory import services as inventory  # noqa: E402
+from storefront.inventory.models import StockMovement  # noqa: E402
+from storefront.inventory.services import MAX_STOCK, STOCK_REASONS, StockRefused  # noqa: E402, F401
 
 MAX_PRICE = Decimal("100000.00")
-MAX_STOCK = 1_000_000
 MAX_PER_CUSTOMER_LIMIT = 1_000
 MAX_IMAGE_SIDE = 10_000
 MAX_IMPORT_ROWS = 10_000
 MAX_REPORTED_ERRORS = 200
-STOCK_REASONS = {
-    "received": "Received: add units",
-    "returned": "Returned: add units",
-    "damaged": "Damaged: remove units",
-    "recount": "Recount: set the counted total",
-}
 SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 SLUG_HINT = "use lower-case letters and digits, words joined by single hyphens"
@@ -579,10 +570,6 @@ class Change:
     label: str
     before: dict
     after: dict
-
-
-class StockRefused(Exception):
-    """An adjustment the guarded UPDATE did not make; the message tells staff why."""
 
 
 def parse_price(text: str | None) -> Decimal:
@@ -767,18 +754,8 @@ def add_variant(
     product.variants.append(variant)
     refresh_price_from(product)
     session.flush()
-    if on_hand:
-        session.add(
-            StockMovement(
-                variant_id=variant.id,
-                delta=on_hand,
-                reason="received",
-                note="Initial stock",
-                on_hand_after=on_hand,
-                user_id=user_id,
-            )
-        )
-        session.flush()
+    inventory.record_initial(session, [variant], "Initial stock", user_id)
+    session.flush()
     after = {**values, "on_hand": on_hand, "product_id": product.id}
     return Change("variant.create", "variant", variant.id, variant.sku, {}, after)
 
@@ -883,92 +860,25 @@ def remove_image(session: Session, image: ProductImage) -> Change:
     return change
 
 
-# Stock: one guarded UPDATE per adjustment, so it is safe while checkout reserves units on the same row.
+# Stock is inventory's to write; the admin gets the audit log's Change for each adjustment.
 
 
 def adjust_stock(
     session: Session, variant: Variant, reason: str, quantity: int, note: str = "", user_id: int | None = None
 ) -> tuple[StockMovement, Change]:
-    """Add received or returned units, remove damaged ones, or set a recount; never below what is reserved.
-
-    Raises StockRefused when the result would be below the units reserved for open orders or above MAX_STOCK.
-    """
-    if reason not in STOCK_REASONS:
-        raise ValueError(f"unknown stock reason {reason!r}")
-    delta, guard = (-quantity if reason == "damaged" else quantity), ()
-    for _attempt in range(3):
-        if reason == "recount":
-            # A recount sets the total; the delta is taken from the on_hand it replaces, which must not move
-            # in between (a shipment, another adjustment), or we read it again.
-            seen = session.scalar(select(Variant.on_hand).where(Variant.id == variant.id))
-            delta, guard = quantity - seen, (Variant.on_hand == seen,)
-        row = session.execute(
-            update(Variant)
-            .where(
-                Variant.id == variant.id,
-                Variant.on_hand + delta >= Variant.reserved,
-                Variant.on_hand + delta <= MAX_STOCK,
-                *guard,
-            )
-            .values(on_hand=Variant.on_hand + delta)
-            .returning(Variant.on_hand, Variant.reserved)
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
-        if row is not None:
-            break
-        on_hand, reserved = session.execute(
-            select(Variant.on_hand, Variant.reserved).where(Variant.id == variant.id)
-        ).one()
-        if reason == "recount" and on_hand != seen:
-            continue
-        raise StockRefused(_refusal(reason, delta, on_hand, reserved))
-    else:
-        raise StockRefused("The stock kept changing while this was saved. Please try again.")
-    on_hand_after, reserved = row
-    set_committed_value(variant, "on_hand", on_hand_after)
-    set_committed_value(variant, "reserved", reserved)
-    movement = StockMovement(
-        variant_id=variant.id,
-        delta=delta,
-        reason=reason,
-        note=note,
-        on_hand_after=on_hand_after,
-        user_id=user_id,
-    )
-    session.add(movement)
-    session.flush()
+    """Adjust a variant's stock (see inventory.adjust) and say what changed for the audit log."""
+    movement = inventory.adjust(session, variant, reason, quantity, note, user_id)
+    on_hand_after, delta = movement.on_hand_after, movement.delta
     before = {"on_hand": on_hand_after - delta}
     after = {"on_hand": on_hand_after, "reason": reason, "delta": delta, "note": note}
     return movement, Change("stock.adjust", "variant", variant.id, variant.sku, before, after)
-
-
-def _refusal(reason: str, delta: int, on_hand: int, reserved: int) -> str:
-    if on_hand + delta > MAX_STOCK:
-        return f"On hand can be at most {MAX_STOCK:,} (it is {on_hand:,} now)."
-    if reason == "recount":
-        return (
-            f"{reserved} units are reserved for open orders, so the count can't be below {reserved}. "
-            "Ship or cancel those orders first."
-        )
-    return (
-        f"Only {max(on_hand - reserved, 0)} units can be removed: {reserved} of the {on_hand} on hand "
-        "are reserved for open orders."
-    )
 
 
 def stock_ledger(
     session: Session, variant_id: int, page: int, per_page: int = 50
 ) -> tuple[list[tuple[StockMovement, str | None]], bool]:
     """A variant's stock movements, newest first, each with the e-mail of the staff member who made it."""
-    rows = session.execute(
-        select(StockMovement, User.email)
-        .outerjoin(User, User.id == StockMovement.user_id)
-        .where(StockMovement.variant_id == variant_id)
-        .order_by(StockMovement.id.desc())
-        .limit(per_page + 1)
-        .offset((page - 1) * per_page)
-    ).all()
-    return [tuple(row) for row in rows[:per_page]], len(rows) > per_page
+    return inventory.ledger(session, variant_id, page, per_page)
 
 
 def stock_report(
@@ -1328,18 +1238,7 @@ def import_products(
     session.flush()
     for change, obj in created:
         change.entity_id = obj.id
-    for variant in new_variants:
-        if variant.on_hand:
-            session.add(
-                StockMovement(
-                    variant_id=variant.id,
-                    delta=variant.on_hand,
-                    reason="received",
-                    note="CSV import",
-                    on_hand_after=variant.on_hand,
-                    user_id=user_id,
-                )
-            )
+    inventory.record_initial(session, new_variants, "CSV import", user_id)
     for row, variant in stock_rows:
         try:
             _movement, change = adjust_stock(session, variant, "recount", row.on_hand, "CSV import", user_id)

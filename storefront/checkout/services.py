@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import Integer, bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from storefront.cart.models import CartLine
 from storefront.cart.services import CheckoutCart
-from storefront.catalog.models import Variant
 from storefront.checkout.models import ShippingMethod, TaxRate
+from storefront.inventory import services as inventory
+from storefront.inventory.services import Shortage
 from storefront.orders import services as orders
 from storefront.orders.models import Order, OrderEvent, OrderLine
 from storefront.payments import services as payments
@@ -43,13 +44,6 @@ class AlreadyPlaced(Exception):
     def __init__(self, order: Placed):
         self.order = order
         super().__init__(order.number)
-
-
-@dataclass(frozen=True)
-class Shortage:
-    name: str
-    wanted: int
-    available: int
 
 
 class OutOfStock(CheckoutError):
@@ -254,13 +248,7 @@ def place_order(
 
 def reserve(session: Session, lines: list[tuple[int, int, str]]) -> None:
     """Reserve every line or none: one guarded UPDATE per variant, in id order, as the last statements."""
-    shortages = []
-    for variant_id, quantity, name in sorted(lines):
-        if not session.execute(_RESERVE, {"variant": variant_id, "units": quantity}).rowcount:
-            available = session.scalar(
-                select(Variant.on_hand - Variant.reserved).where(Variant.id == variant_id)
-            )
-            shortages.append(Shortage(name, quantity, max(0, available or 0)))
+    shortages = inventory.reserve(session, lines)
     if shortages:
         raise OutOfStock(shortages)
 
@@ -274,15 +262,9 @@ _orders, _order_lines, _attempts, _events = (
     PaymentAttempt.__table__,
     OrderEvent.__table__,
 )
-_variants, _cart_lines = Variant.__table__, CartLine.__table__
+_cart_lines = CartLine.__table__
 _INSERT_ORDER = insert(_orders).returning(_orders.c.id)
 _INSERT_LINES = insert(_order_lines)
 _INSERT_ATTEMPT = insert(_attempts)
 _INSERT_EVENT = insert(_events)
 _EMPTY_CART = delete(_cart_lines).where(_cart_lines.c.cart_id == bindparam("cart"))
-_units = bindparam("units", type_=Integer)
-_RESERVE = (
-    update(_variants)
-    .where(_variants.c.id == bindparam("variant"), _variants.c.on_hand - _variants.c.reserved >= _units)
-    .values(reserved=_variants.c.reserved + _units)
-)

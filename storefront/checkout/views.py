@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length, Regexp
 from jobs import payments as payment_jobs
 from storefront import queues
 from storefront.accounts import services as accounts
-from storefront.accounts.views import COUNTRIES, AddressForm
+from storefront.accounts.forms import COUNTRIES, AddressForm
 from storefront.cart import services as carts
 from storefront.catalog import services as catalog
 from storefront.checkout import services as checkout

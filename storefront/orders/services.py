@@ -1,17 +1,16 @@
 """Orders: the allowed status transitions, the timeline, visibility, and what each change does to stock.
 
-Stock is two-stage (as in Django Oscar): checkout reserves units; a paid order keeps them reserved; shipping
-consumes them from on_hand. Releasing and consuming touch variant rows in id order, like the reservation,
-so two transactions never wait on each other in opposite orders.
+What each change does to stock (release, consume at shipment) is inventory's to write.
 """
 
 import secrets
 from datetime import UTC, datetime
 
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from storefront.catalog.models import Variant
+from storefront.inventory import services as inventory
 from storefront.orders.models import Order, OrderEvent, OrderLine
 
 # Every status an order can be in, and where it may go from there. Anything else is refused.
@@ -81,22 +80,29 @@ def move(session: Session, order: Order, to: str, message: str = "", **data) -> 
 
 def release_stock(session: Session, order: Order) -> None:
     """Give an unpaid order's reserved units back to the shelf."""
-    for line in sorted(order.lines, key=lambda line: line.variant_id):
-        session.execute(
-            update(Variant)
-            .where(Variant.id == line.variant_id)
-            .values(reserved=Variant.reserved - line.quantity)
-        )
+    inventory.release(session, ((line.variant_id, line.quantity) for line in order.lines))
 
 
 def consume_stock(session: Session, order: Order) -> None:
     """Shipping: the reserved units leave the shelf for good."""
-    for line in sorted(order.lines, key=lambda line: line.variant_id):
-        session.execute(
-            update(Variant)
-            .where(Variant.id == line.variant_id)
-            .values(on_hand=Variant.on_hand - line.quantity, reserved=Variant.reserved - line.quantity)
-        )
+    inventory.consume(session, ((line.variant_id, line.quantity) for line in order.lines))
+
+
+def view_key(secret_key: str, number: str) -> str:
+    """The signed part of a guest's order link (sent in the confirmation e-mail)."""
+    return _signer(secret_key).dumps(number)
+
+
+def opens(secret_key: str, number: str, key: str) -> bool:
+    """Whether `key` is the signed link of order `number`."""
+    try:
+        return bool(key) and _signer(secret_key).loads(key) == number
+    except BadSignature:
+        return False
+
+
+def _signer(secret_key: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt="storefront.order-view")
 
 
 def get(session: Session, order_id: int) -> Order | None:

@@ -10,12 +10,9 @@ from flask import (
     request,
     url_for,
 )
-from flask import (
-    session as flask_session,
-)
+from flask import session as flask_session
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.exc import IntegrityError
 from wtforms import HiddenField
 
@@ -34,15 +31,6 @@ class PayForm(FlaskForm):
     dataValue = HiddenField()
 
 
-def _signer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="storefront.order-view")
-
-
-def view_key(order) -> str:
-    """The signed part of a guest's order link (sent in the confirmation e-mail)."""
-    return _signer().dumps(order.number)
-
-
 def visible_order(number: str):
     """The order if this visitor may see it: its account, the browser that placed it, or a signed link.
     Anyone else gets a 404, as if it did not exist."""
@@ -53,13 +41,9 @@ def visible_order(number: str):
         return order
     if order.id in flask_session.get("orders", []):
         return order
-    key = request.args.get("key", "")
-    try:
-        if key and _signer().loads(key) == order.number:
-            flask_session["orders"] = [*flask_session.get("orders", [])[-19:], order.id]
-            return order
-    except BadSignature:
-        pass
+    if orders.opens(current_app.config["SECRET_KEY"], order.number, request.args.get("key", "")):
+        flask_session["orders"] = [*flask_session.get("orders", [])[-19:], order.id]
+        return order
     abort(404)
 
 

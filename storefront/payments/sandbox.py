@@ -1,7 +1,7 @@
 """Authorize.Net's documented sandbox behaviour as plain Python: the books behind the test gateways.
 
 Shared by the shop's in-process test gateway and by `tools/anet_loopback.py`, so both answer alike. The rules come
-from `shared/authorizenet/README.md` (§5 sandbox, §3 response shapes, §8 follow-ups); where the README is silent,
+from `docs/authorizenet/README.md` (§5 sandbox, §3 response shapes, §8 follow-ups); where the README is silent,
 a comment says which real-gateway behaviour is imitated. No `authorizenet` import here: gateway.py owns the SDK.
 """
 

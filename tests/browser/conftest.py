@@ -34,7 +34,7 @@ from sqlalchemy.engine import Engine
 from storefront import ROOT
 from storefront.accounts.services import hash_password
 from tests import services
-from tests.conftest import migrate
+from tests.helpers import migrate
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps trying to reach the internet (see BROWSER-TESTS.md).

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storefront.admin.models import AuditEntry
+from storefront.audit.models import AuditEntry
 
 
 def _plain(values: dict) -> dict:
