@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import sut
-from bench.procs import HOST, Stack
 from storefront.demo import FLASH_SKU, FLASH_SLUG
+from tools.procs import HOST, Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHTHOUSE = ROOT / "node_modules" / ".bin" / "lighthouse"
