@@ -274,6 +274,7 @@ def _cart_with_one(page: Page, live_server) -> str:
     page.goto(f"/products/{slug}")
     page.get_by_label("Quantity").fill("2")
     page.get_by_role("button", name="Add to cart").click()
+    expect(page.locator("#cart-badge .count")).to_have_text("2")  # the add (in place with HTMX) is done
     page.goto("/cart")
     return slug
 
