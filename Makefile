@@ -102,3 +102,10 @@ bench-deps:
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx && command -v pgbench >/dev/null 2>&1 || { \
 		echo "installing nginx-light and postgresql-client for the benchmark's ceilings"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light postgresql-client; }
+
+## Lighthouse on the shopper pages, phone profile, against the shop as production runs it on 127.0.0.1
+## (tools/lighthouse.py): reports in test-output/lighthouse/, the summary in bench/results/.
+## LIGHTHOUSE_REDIS_URL picks the Redis database (default redis://127.0.0.1:6379/3).
+.PHONY: lighthouse
+lighthouse: venv node_modules/.stamp browser-deps
+	$(BIN)/python -m tools.lighthouse

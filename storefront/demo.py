@@ -10,16 +10,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storefront.catalog import artwork
 from storefront.catalog import services as catalog
 from storefront.catalog.models import Category, Product, ProductImage, Variant
 from storefront.inventory import services as inventory
 
 FLASH_SKU = "DEMO-FLASH"
 FLASH_SLUG = "aurora-crystal-drop-necklace"
-IMAGE_SIZE = 800
-
-METALS = {"Gold": "#d4af37", "Silver": "#c0c0c8", "Rose Gold": "#c98b8b"}
-GEMS = ["#e0115f", "#0f52ba", "#50c878", "#9966cc", "#ffc87c", "#e6e8fa", "#40e0d0", "#ff7f50"]
+METALS = list(artwork.METAL_COLOURS)
 ADJECTIVES = [
     "Celestial",
     "Dainty",
@@ -70,54 +68,48 @@ class Kind:
     name: str
     code: str
     nouns: tuple[str, ...]
-    shape: str
     sizes: tuple[str, ...] = ()
 
 
 KINDS = [
-    Kind(
-        "rings", "Rings", "RNG", ("Ring", "Stacking Ring", "Signet Ring"), "ring", ("5", "6", "7", "8", "9")
-    ),
+    Kind("rings", "Rings", "RNG", ("Ring", "Stacking Ring", "Signet Ring"), ("5", "6", "7", "8", "9")),
     Kind(
         "necklaces",
         "Necklaces",
         "NCK",
         ("Necklace", "Pendant Necklace", "Lariat"),
-        "necklace",
         ('16"', '18"', '20"'),
     ),
-    Kind("earrings", "Earrings", "EAR", ("Earrings", "Drop Earrings", "Threaders"), "earrings"),
-    Kind("hoops", "Hoops", "HOP", ("Hoops", "Huggie Hoops", "Mini Hoops"), "hoop"),
-    Kind("studs", "Studs", "STD", ("Studs", "Stud Set", "Climber Studs"), "earrings"),
+    Kind("earrings", "Earrings", "EAR", ("Earrings", "Drop Earrings", "Threaders")),
+    Kind("hoops", "Hoops", "HOP", ("Hoops", "Huggie Hoops", "Mini Hoops")),
+    Kind("studs", "Studs", "STD", ("Studs", "Stud Set", "Climber Studs")),
     Kind(
         "bracelets",
         "Bracelets",
         "BRC",
         ("Bracelet", "Chain Bracelet", "Tennis Bracelet"),
-        "bracelet",
         ("S/M", "M/L"),
     ),
-    Kind("bangles", "Bangles", "BNG", ("Bangle", "Cuff", "Open Bangle"), "bracelet", ("S/M", "M/L")),
-    Kind("anklets", "Anklets", "ANK", ("Anklet", "Chain Anklet", "Charm Anklet"), "bracelet"),
-    Kind("pendants", "Pendants", "PND", ("Pendant", "Locket", "Medallion"), "necklace"),
-    Kind("charms", "Charms", "CHM", ("Charm", "Bead Charm", "Dangle Charm"), "gem"),
+    Kind("bangles", "Bangles", "BNG", ("Bangle", "Cuff", "Open Bangle"), ("S/M", "M/L")),
+    Kind("anklets", "Anklets", "ANK", ("Anklet", "Chain Anklet", "Charm Anklet")),
+    Kind("pendants", "Pendants", "PND", ("Pendant", "Locket", "Medallion")),
+    Kind("charms", "Charms", "CHM", ("Charm", "Bead Charm", "Dangle Charm")),
     Kind(
         "chains",
         "Chains",
         "CHN",
         ("Chain", "Rope Chain", "Paperclip Chain"),
-        "necklace",
         ('16"', '18"', '20"', '24"'),
     ),
-    Kind("chokers", "Chokers", "CHK", ("Choker", "Collar", "Velvet Choker"), "necklace"),
-    Kind("brooches", "Brooches", "BRO", ("Brooch", "Pin", "Lapel Pin"), "gem"),
-    Kind("hair", "Hair Accessories", "HAR", ("Hair Clip", "Barrette", "Hair Pin Set"), "gem"),
-    Kind("body", "Body Jewelry", "BDY", ("Belly Chain", "Body Chain", "Hand Chain"), "necklace"),
-    Kind("piercings", "Piercings", "PRC", ("Nose Stud", "Helix Hoop", "Cartilage Stud"), "hoop"),
-    Kind("toe-rings", "Toe Rings", "TOE", ("Toe Ring", "Midi Ring", "Knuckle Ring"), "ring"),
-    Kind("cufflinks", "Cufflinks", "CUF", ("Cufflinks", "Tie Bar", "Collar Pins"), "gem"),
-    Kind("watches", "Watch Charms", "WCH", ("Watch Charm", "Fob Chain", "Watch Band"), "bracelet"),
-    Kind("gift-sets", "Gift Sets", "GFT", ("Gift Set", "Stacking Set", "Layering Set"), "gem"),
+    Kind("chokers", "Chokers", "CHK", ("Choker", "Collar", "Velvet Choker")),
+    Kind("brooches", "Brooches", "BRO", ("Brooch", "Pin", "Lapel Pin")),
+    Kind("hair", "Hair Accessories", "HAR", ("Hair Clip", "Barrette", "Hair Pin Set")),
+    Kind("body", "Body Jewelry", "BDY", ("Belly Chain", "Body Chain", "Hand Chain")),
+    Kind("piercings", "Piercings", "PRC", ("Nose Stud", "Helix Hoop", "Cartilage Stud")),
+    Kind("toe-rings", "Toe Rings", "TOE", ("Toe Ring", "Midi Ring", "Knuckle Ring")),
+    Kind("cufflinks", "Cufflinks", "CUF", ("Cufflinks", "Tie Bar", "Collar Pins")),
+    Kind("watches", "Watch Charms", "WCH", ("Watch Charm", "Fob Chain", "Watch Band")),
+    Kind("gift-sets", "Gift Sets", "GFT", ("Gift Set", "Stacking Set", "Layering Set")),
 ]
 
 OPENERS = [
@@ -140,56 +132,23 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _svg(shape: str, metal: str, gem: str, background: tuple[str, str]) -> str:
-    """A simple product illustration, so the demo shows real images without downloading any."""
-    c = IMAGE_SIZE // 2
-    shapes = {
-        "ring": f'<circle cx="{c}" cy="{c + 60}" r="170" fill="none" stroke="{metal}" stroke-width="38"/>'
-        f'<path d="M{c - 60} {c - 110} L{c} {c - 190} L{c + 60} {c - 110} L{c} {c - 60} Z" fill="{gem}" stroke="#fff" stroke-width="6"/>',
-        "necklace": f'<path d="M170 140 Q{c} 620 630 140" fill="none" stroke="{metal}" stroke-width="14"/>'
-        f'<circle cx="{c}" cy="{c + 70}" r="26" fill="{metal}"/>'
-        f'<path d="M{c} {c + 95} l55 80 l-55 90 l-55 -90 Z" fill="{gem}" stroke="#fff" stroke-width="5"/>',
-        "earrings": "".join(
-            f'<circle cx="{x}" cy="280" r="24" fill="{metal}"/><line x1="{x}" y1="300" x2="{x}" y2="390" stroke="{metal}" stroke-width="10"/>'
-            f'<path d="M{x} 390 l50 90 l-50 110 l-50 -110 Z" fill="{gem}" stroke="#fff" stroke-width="5"/>'
-            for x in (280, 520)
-        ),
-        "hoop": f'<circle cx="290" cy="{c}" r="130" fill="none" stroke="{metal}" stroke-width="26"/>'
-        f'<circle cx="510" cy="{c}" r="130" fill="none" stroke="{metal}" stroke-width="26"/>'
-        f'<circle cx="290" cy="{c + 130}" r="16" fill="{gem}"/><circle cx="510" cy="{c + 130}" r="16" fill="{gem}"/>',
-        "bracelet": f'<ellipse cx="{c}" cy="{c}" rx="250" ry="150" fill="none" stroke="{metal}" stroke-width="30" stroke-dasharray="46 14"/>'
-        + "".join(f'<circle cx="{c + dx}" cy="{c + 150}" r="20" fill="{gem}"/>' for dx in (-80, 0, 80)),
-        "gem": f'<path d="M{c} 170 L610 330 L{c} 640 L190 330 Z" fill="{gem}" stroke="{metal}" stroke-width="22"/>'
-        f'<path d="M190 330 H610 M{c} 170 L330 330 L{c} 640 L470 330 Z" fill="none" stroke="#fff" stroke-opacity=".7" stroke-width="5"/>',
-    }
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{IMAGE_SIZE}" height="{IMAGE_SIZE}" viewBox="0 0 {IMAGE_SIZE} {IMAGE_SIZE}">'
-        f'<defs><linearGradient id="bg" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="{background[0]}"/>'
-        f'<stop offset="1" stop-color="{background[1]}"/></linearGradient></defs>'
-        f'<rect width="100%" height="100%" fill="url(#bg)"/>{shapes[shape]}</svg>'
-    )
+VIEW_ALTS = {"turned": "seen from the side", "detail": "close-up of the stone", "boxed": "in its gift box"}
 
 
-BACKGROUNDS = [("#fdf2f8", "#ede9fe"), ("#f0f9ff", "#e0e7ff"), ("#fefce8", "#fce7f3"), ("#ecfdf5", "#f5f3ff")]
-
-
-def write_image_pool(media_folder: Path) -> dict[tuple[str, str], list[str]]:
-    """Write one small set of illustrations per (shape, metal); products share them, so seeding scales."""
-    pool: dict[tuple[str, str], list[str]] = {}
+def write_images(media_folder: Path, product: Product, category_slug: str, metals: list[str]) -> None:
+    """Draw the product's own 2 to 4 pictures (kept if already drawn) and attach them to it."""
+    look = artwork.look_for(product.slug, category_slug, product.name)
     folder = media_folder / "demo"
     folder.mkdir(parents=True, exist_ok=True)
-    shapes = sorted({kind.shape for kind in KINDS})
-    for shape in shapes:
-        for metal, colour in METALS.items():
-            paths = []
-            for n, gem in enumerate(GEMS[:4]):
-                name = f"demo/{shape}-{slugify(metal)}-{n}.svg"
-                target = media_folder / name
-                if not target.exists():
-                    target.write_text(_svg(shape, colour, gem, BACKGROUNDS[n % len(BACKGROUNDS)]))
-                paths.append(name)
-            pool[(shape, metal)] = paths
-    return pool
+    for n, (metal, view) in enumerate(artwork.views_for(look, metals)):
+        name = f"demo/{product.slug}-{n}.svg"
+        target = media_folder / name
+        if not target.exists():
+            target.write_text(artwork.render(look, metal, view))
+        alt = f"{product.name} in {metal.lower()}" + ("" if view == "front" else f", {VIEW_ALTS[view]}")
+        product.images.append(
+            ProductImage(path=name, alt=alt, width=artwork.SIZE, height=artwork.SIZE, position=n)
+        )
 
 
 def _price(rng: random.Random) -> Decimal:
@@ -221,7 +180,7 @@ def _categories(session: Session) -> dict[str, Category]:
     return existing
 
 
-def _product(rng, index, name, kind, category, pool, now) -> Product:
+def _product(rng, index, name, kind, category, media_folder, now) -> Product:
     adjective = name.split()[0]
     metals = rng.sample(list(METALS), k=rng.choice([1, 1, 2, 3]))
     sizes = list(kind.sizes) if kind.sizes else [""]
@@ -252,13 +211,7 @@ def _product(rng, index, name, kind, category, pool, now) -> Product:
                 )
             )
             position += 1
-    for n, metal in enumerate(metals[:3]):
-        path = rng.choice(pool[(kind.shape, metal)])
-        product.images.append(
-            ProductImage(
-                path=path, alt=f"{name} in {metal.lower()}", width=IMAGE_SIZE, height=IMAGE_SIZE, position=n
-            )
-        )
+    write_images(media_folder, product, kind.slug, metals)
     catalog.refresh_price_from(product)
     return product
 
@@ -283,13 +236,12 @@ def seed_demo(
     `progress(n)` (optional) hears of every n products gone through."""
     rng = random.Random(2026)
     now = datetime.now(UTC)
-    pool = write_image_pool(media_folder)
     categories = _categories(session)
     existing = set(session.scalars(select(Product.slug)))
     created = 0
     for index, (name, kind) in enumerate(_names(rng, products), start=1):
         # Draw every product's random values even when it exists, so a rerun builds the same catalog.
-        product = _product(rng, index, name, kind, categories[kind.slug], pool, now)
+        product = _product(rng, index, name, kind, categories[kind.slug], media_folder, now)
         if progress is not None:
             progress(1)
         if product.slug in existing:
@@ -299,12 +251,12 @@ def seed_demo(
         created += 1
         if created % 500 == 0:
             session.flush()
-    flash = _flash_variant(session, categories["necklaces"], pool, now, flash_stock)
+    flash = _flash_variant(session, categories["necklaces"], media_folder, now, flash_stock)
     session.flush()
     return {"products_created": created, "flash_sku": flash.sku, "flash_on_hand": flash.on_hand}
 
 
-def _flash_variant(session, category, pool, now, flash_stock: int) -> Variant:
+def _flash_variant(session, category, media_folder, now, flash_stock: int) -> Variant:
     variant = session.scalar(select(Variant).where(Variant.sku == FLASH_SKU))
     if variant is None:
         product = Product(
@@ -326,14 +278,7 @@ def _flash_variant(session, category, pool, now, flash_stock: int) -> Variant:
             reserved=0,
         )
         product.variants.append(variant)
-        product.images.append(
-            ProductImage(
-                path=pool[("necklace", "Gold")][0],
-                alt="Aurora crystal drop necklace in gold",
-                width=IMAGE_SIZE,
-                height=IMAGE_SIZE,
-            )
-        )
+        write_images(media_folder, product, category.slug, ["Gold"])
         session.add(product)
     if variant.reserved > flash_stock:
         raise ValueError(f"{FLASH_SKU} has {variant.reserved} units reserved; stock cannot go below that")

@@ -34,7 +34,7 @@ def test_embedded_shop_serves_every_page_on_sqlite(sqlite_app):
     ]:
         assert client.get(url).status_code == 200, url
     assert "Aurora" in client.get("/search?q=auro").get_data(as_text=True)
-    image = client.get("/media/demo/necklace-gold-0.svg")
+    image = client.get("/media/demo/aurora-crystal-drop-necklace-0.svg")
     assert image.status_code == 200 and b"<svg" in image.data
 
 
@@ -122,3 +122,23 @@ def test_embedded_checkout_places_and_pays_an_order_on_sqlite(sqlite_app):
 
         order = get_session().scalar(select(Order))
         assert order.status == "paid" and len(order.lines) == 1 and order.lines[0].quantity == 2
+
+
+def test_seed_demo_draws_two_to_four_pictures_per_product_and_no_two_products_of_a_category_alike(
+    sqlite_app, tmp_path
+):
+    runner = sqlite_app.test_cli_runner()
+    assert runner.invoke(args=["seed-demo", "--products", "80"]).exit_code == 0
+    with sqlite_app.app_context():
+        from storefront.db import get_session
+
+        products = get_session().scalars(select(Product)).all()
+        first_pictures: dict[int, set[bytes]] = {}
+        for product in products:
+            assert 2 <= len(product.images) <= 4, product.slug
+            pictures = [(tmp_path / "media" / image.path).read_bytes() for image in product.images]
+            assert len(set(pictures)) == len(pictures), f"{product.slug} shows one picture twice"
+            assert all(b"<svg" in picture for picture in pictures)
+            seen = first_pictures.setdefault(product.category_id, set())
+            assert pictures[0] not in seen, f"{product.slug} looks like another product of its category"
+            seen.add(pictures[0])

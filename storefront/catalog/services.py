@@ -265,6 +265,26 @@ def _ordering(sort: str):
     return (Product.created_at.desc(), Product.id.desc())
 
 
+def variant_thumbnails(session: Session, variant_ids: list[int]) -> dict[int, Image]:
+    """The first picture of each variant's product, for summaries that show lines as plain values."""
+    if not variant_ids:
+        return {}
+    first = (
+        select(ProductImage.id)
+        .where(ProductImage.product_id == Variant.product_id)
+        .order_by(ProductImage.position, ProductImage.id)
+        .limit(1)
+        .correlate(Variant)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Variant.id, ProductImage.path, ProductImage.alt, ProductImage.width, ProductImage.height)
+        .join(ProductImage, ProductImage.id == first)
+        .where(Variant.id.in_(variant_ids))
+    )
+    return {row.id: Image(row.path, row.alt, row.width, row.height) for row in rows}
+
+
 def featured_products(session: Session, limit: int = 8) -> list[Card]:
     """Featured products for the home page, newest first."""
     page = session.execute(
@@ -285,6 +305,15 @@ class SalePrice:
     price: Decimal
     sale_name: str
     ends_at: datetime
+    per_customer_limit: int | None
+
+
+@dataclass(frozen=True)
+class UpcomingSale:
+    """The next sale of a product's variants to start: what its drop page counts down to."""
+
+    name: str
+    starts_at: datetime
     per_customer_limit: int | None
 
 
@@ -314,6 +343,7 @@ class ProductPage:
     images: tuple[Image, ...]
     variants: tuple[Offer, ...]
     valid_until: datetime | None  # the next start or end of a sale of one of its variants
+    next_sale: UpcomingSale | None = None
 
 
 def product_page(
@@ -377,6 +407,7 @@ def product_page(
     variants = {}  # one row per variant and sale: the variant's own columns come from its first row
     running: dict[int, SalePrice] = {}
     boundaries = []
+    next_sale: UpcomingSale | None = None
     for row in rows:
         if row.variant_id is None:  # a product without variants
             continue
@@ -384,8 +415,10 @@ def product_page(
         if row.sale_price is None:
             continue
         starts_at, ends_at = _utc(row.starts_at), _utc(row.ends_at)
-        if starts_at > now:  # a sale to come: only its start matters yet
+        if starts_at > now:  # a sale to come: only its start matters yet (and the drop page counts to it)
             boundaries.append(starts_at)
+            if next_sale is None or starts_at < next_sale.starts_at:
+                next_sale = UpcomingSale(row.sale_name, starts_at, row.sale_limit)
             continue
         boundaries.append(ends_at)
         current = running.get(row.variant_id)
@@ -425,6 +458,7 @@ def product_page(
         images=tuple(Image(*image) for image in images),
         variants=tuple(offers),
         valid_until=min(boundaries, default=None),
+        next_sale=next_sale,
     )
 
 

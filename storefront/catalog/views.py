@@ -1,5 +1,7 @@
 """Shopper-facing catalog pages: home, listings, search, product, and the live stock fragment."""
 
+import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
@@ -180,7 +182,35 @@ def page_url(number: int) -> str:
 
 @bp.app_context_processor
 def listing_helpers():
-    return {"page_url": page_url, "sorts": catalog.SORTS}
+    return {"page_url": page_url, "sorts": catalog.SORTS, "countdown": countdown}
+
+
+@dataclass(frozen=True)
+class Countdown:
+    """What a drop page shows before the start: the time left in words, and when to ask the server again."""
+
+    seconds: int
+    label: str
+    poll_seconds: int
+
+
+def countdown(starts_at: datetime) -> Countdown:
+    """The time to a sale's start by the server's clock, so every shopper sees the same and nothing drifts."""
+    left = max(0, math.ceil(starts_at.timestamp() - _now()))
+    days, rest = divmod(left, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        label = f"{days} d {hours} h"
+    elif hours:
+        label = f"{hours} h {minutes:02d} min"
+    elif minutes >= 2:
+        label = f"{minutes} min"
+    else:
+        label = f"{minutes * 60 + seconds} s"
+    # Far from the start a poll every 15 s keeps minutes right; in the last two minutes it counts seconds.
+    poll = 1 if left <= 120 else min(15, left - 120)
+    return Countdown(left, label, max(poll, 1))
 
 
 @bp.app_template_filter("stock_state")
@@ -282,6 +312,17 @@ def product(slug: str):
     return shell.replace(CSRF_HOLE, csrf_token()).replace(
         BADGE_HOLE, _badge(flask_session.get("cart_count", 0))
     )
+
+
+@bp.get("/products/<slug>/drop")
+def product_drop(slug: str):
+    """The drop box of a product page, polled while it counts down; at the start it swaps in the live offer."""
+    found = cached_product(slug)
+    if found is None:
+        abort(404)
+    response = current_app.make_response(render_template("catalog/_drop.html", product=found, polled=True))
+    response.cache_control.no_store = True
+    return response
 
 
 @bp.get("/products/<slug>/stock")

@@ -18,6 +18,7 @@ from storefront.accounts import services as accounts
 from storefront.accounts.forms import COUNTRIES, AddressForm
 from storefront.alerts import services as alerts
 from storefront.cart import services as carts
+from storefront.catalog import services as catalog
 from storefront.checkout import services as checkout
 from storefront.db import get_session
 from storefront.extensions import check_limits, client_ip, limiter, redis_client
@@ -72,6 +73,11 @@ def _cart() -> carts.CheckoutCart:
     return carts.for_checkout(get_session(), cart_id=flask_session.get("cart_id"))
 
 
+def _thumbnails(cart: carts.CheckoutCart) -> dict:
+    """The summary's pictures, one per line."""
+    return catalog.variant_thumbnails(get_session(), [line.variant_id for line in cart.lines])
+
+
 def _form(formdata=None) -> CheckoutForm:
     form = CheckoutForm(formdata=formdata) if formdata is not None else CheckoutForm()
     methods = current_pricing().shipping_methods()
@@ -110,6 +116,7 @@ def _page(form, cart, status=200, error=None):
         "checkout/page.html",
         form=form,
         cart=cart,
+        thumbnails=_thumbnails(cart),
         quote=quote,
         error=error,
         methods=rules.shipping_methods(form.country.data or "US"),
@@ -145,7 +152,9 @@ def summary():
     )
     # The methods depend on the country too: they come along as an out-of-band swap.
     methods = rules.shipping_methods(country)
-    body = render_template("checkout/_summary.html", cart=cart, quote=quote) + render_template(
+    body = render_template(
+        "checkout/_summary.html", cart=cart, quote=quote, thumbnails=_thumbnails(cart)
+    ) + render_template(
         "checkout/_methods.html", methods=methods, quote=quote, cart=cart, form=_form(), oob=True
     )
     response = current_app.make_response(body)

@@ -285,7 +285,7 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     """The real shop on a fresh, migrated, demo-seeded PostgreSQL database: gunicorn (2 sync workers), an RQ
     worker for the e-mail and payment jobs, and a loopback Authorize.Net the payments go to."""
     worker = services.worker_suffix()
-    # A name of this run's own: another run on the machine (same xdist worker name) must not drop it.
+    # Unique to this run: other runs on the machine (other worktrees) make browser databases of their own.
     database_name = f"storefront_browser_{services.run_suffix()}"
     database_url = services.fresh_database(database_name)
     redis_url = f"{services.REDIS_BASE_URL}/{_redis_db()}"
