@@ -187,6 +187,7 @@ class Drills:
             "drop": summary(attempts, began),
             "orders_placed_again_after_seconds": round(first_ok - broke_at, 1) if first_ok else None,
             "answers": {label: dict(counts) for label, counts in drop.recorder.statuses.items()},
+            "client_errors": dict(drop.recorder.errors),
             # Any 5xx but the deliberate 503 "try again", on any step (page, add to cart, checkout, order).
             "errors_5xx_other_than_503": sum(
                 count
