@@ -7,7 +7,7 @@ PORT ?= 5000
 # Tests run in parallel processes, each with its own PostgreSQL database and Redis db.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint format venv dev-venv browser-deps nginx-deps deploy-venv deploy-check migrate seed clean
+.PHONY: run test lint format venv dev-venv browser-deps nginx-deps deploy-venv deploy-check cluster-deps cluster cluster-env drill migrate seed clean
 
 $(VENV)/.stamp-runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,23 @@ deploy-venv: .venv-deploy/.stamp
 deploy-check: deploy-venv
 	cd deploy && ../.venv-deploy/bin/ansible-playbook --syntax-check site.yml
 	cd deploy && ../.venv-deploy/bin/ansible-lint --profile production site.yml
+
+## make cluster: the shop scaled out on 127.0.0.1 (nginx :8080, 2 web nodes, 2 workers, clock, Patroni + etcd
+## PostgreSQL leader and replica, Redis :6400) until Ctrl-C; make cluster-env prints its environment;
+## make drill runs the failure drills against a fresh one (results in test-output/drill/results.json).
+cluster-deps:
+	@{ command -v patroni && command -v etcd && command -v pgbackrest && test -x /usr/lib/postgresql/15/bin/postgres; } >/dev/null 2>&1 || { \
+		echo "installing Debian's patroni, etcd-server, pgbackrest and postgresql-15 for the cluster"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patroni etcd-server pgbackrest postgresql-15; }
+
+cluster: venv nginx-deps cluster-deps
+	$(BIN)/python -m tools.cluster up
+
+cluster-env:
+	@$(BIN)/python -m tools.cluster env
+
+drill: venv nginx-deps cluster-deps
+	$(BIN)/python -m tools.drill
 
 migrate: venv
 	$(BIN)/alembic upgrade head

@@ -166,5 +166,11 @@ def autocommit_session() -> Session:
 def close_session(_exc: BaseException | None = None) -> None:
     for name in ("db_session", "db_replica_session"):
         session = g.pop(name, None)
-        if session is not None:
+        if session is None:
+            continue
+        try:
             session.close()
+        except DBAPIError:
+            # The rollback found its connection dead (the database restarted or failed over mid-request):
+            # nothing to undo there; drop the connection instead of failing a response already made.
+            session.invalidate()

@@ -85,3 +85,20 @@ def test_a_write_to_a_read_only_database_gets_503_and_writes_nothing(databases):
             connection.execute(text(f'ALTER DATABASE "{database}" RESET default_transaction_read_only'))
             assert connection.execute(text("SELECT count(*) FROM cart_lines")).scalar() == 0
         engine.dispose()
+
+
+def test_ending_a_request_whose_connection_died_mid_transaction_does_not_raise(databases):
+    from storefront.db import close_session, get_session
+
+    urls, _ = databases
+    app = shop(urls["primary"])
+    admin = create_engine(urls["primary"], isolation_level="AUTOCOMMIT")
+    with app.app_context():
+        session = get_session()
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar()  # a transaction is now open
+        with admin.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        close_session()  # the failover case: the rollback finds the server gone
+    admin.dispose()
+    with app.app_context():
+        assert get_session().execute(text("SELECT 1")).scalar() == 1  # the pool gives a live connection

@@ -10,19 +10,26 @@ by pid (tools/procs.py). `python -m tools.cluster env` prints the environment of
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
 
 from bench.sut import BIN, RAISED_LIMIT, RAISED_LIMITS, base_env, run_tool, start_loopback
 from tools import deploy_render
 from tools.procs import HOST, Proc, Stack, free_port, http_ok, spawn, wait_for
+from tools.sqldb import SqlDb
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = ROOT / "test-output" / "cluster"
@@ -59,8 +66,6 @@ bootstrap:
         max_replication_slots: 8
         wal_keep_size: 256MB
         max_connections: 200
-        archive_mode: "on"
-        archive_command: "{archive_command}"
   initdb:
     - encoding: UTF8
     - data-checksums
@@ -86,6 +91,9 @@ postgresql:
       password: rewinder-cluster-only
   parameters:
     unix_socket_directories: {socket_dir}
+    # Each node archives its own WAL (pgBackRest must be told which data directory is this node's).
+    archive_mode: "on"
+    archive_command: "{archive_command}"
     shared_buffers: 64MB
 tags:
   nofailover: false
@@ -161,6 +169,34 @@ class PgNode:
             return None
 
 
+RESTART_SECONDS = 2.0
+
+
+@dataclass
+class Supervised:
+    """A process the cluster restarts whenever it exits, like a systemd unit with Restart=always."""
+
+    name: str
+    start: Callable[[], Proc]
+    proc: Proc
+    port: int | None = None
+    died_at: float | None = None
+    restarts: list[float] = field(default_factory=list)  # seconds from death to running again
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Restored:
+    """A PostgreSQL restored by pgBackRest into a scratch directory, running on a port of its own."""
+
+    proc: Proc
+    url: str
+    seconds: float
+
+    def stop(self) -> None:
+        self.proc.stop(group=True)
+
+
 def kill_postmaster(node: PgNode, pid: int | None) -> None:
     """SIGKILL a node's postmaster, only if that pid still is a postgres of this node's data directory."""
     if not pid:
@@ -188,9 +224,12 @@ class Cluster:
         self.nodes = [PgNode("pg1", root), PgNode("pg2", root)]
         self.socket_dir = root / "sockets"
         self.pgbackrest_conf = root / "pgbackrest.conf"
-        self.web: list[Proc] = []
-        self.workers: list[Proc] = []
-        self.clock: Proc | None = None
+        self.web: list[Supervised] = []
+        self.workers: list[Supervised] = []
+        self.clock: Supervised | None = None
+        self.supervised: list[Supervised] = []
+        self.stopping = threading.Event()
+        self.supervisor = threading.Thread(target=self._supervisor_loop, name="supervisor", daemon=True)
         self.nginx: Proc | None = None
         self.redis: Proc | None = None
         self.loopback: Proc | None = None
@@ -252,12 +291,18 @@ class Cluster:
             self._start_redis()
             self._prepare_database(seed_products, flash_stock)
             self.loopback = start_loopback(self.stack, self.root, 0.0)
-            for _ in range(self.web_count):
-                self.start_web_node()
-            for _ in range(2):
-                self.start_worker()
-            self._start_clock()
+            for number in range(1, self.web_count + 1):
+                port = free_port()
+                self.web.append(
+                    self._supervise(f"web-{number}", functools.partial(self._web_node, number, port), port)
+                )
+            for number in (1, 2):
+                self.workers.append(
+                    self._supervise(f"worker-{number}", functools.partial(self._worker, number))
+                )
+            self.clock = self._supervise("clock", self._clock)
             self._start_nginx()
+            self.supervisor.start()
             self.write_env()
         except BaseException:
             self.stop()
@@ -307,8 +352,8 @@ class Cluster:
         if not proc.alive():
             raise RuntimeError(f"etcd exited: {proc.log_tail()}")
 
-    def archive_command(self) -> str:
-        return f"pgbackrest --config={self.pgbackrest_conf} --stanza=storefront archive-push %p"
+    def archive_command(self, node: PgNode) -> str:
+        return f"pgbackrest --config={self.pgbackrest_conf} --stanza=storefront --pg1-path={node.data_dir} archive-push %p"
 
     def _start_patroni(self) -> None:
         for node in self.nodes:
@@ -344,7 +389,7 @@ class Cluster:
                 root=self.root,
                 password=SUPERUSER_PASSWORD,
                 socket_dir=self.socket_dir,
-                archive_command=self.archive_command(),
+                archive_command=self.archive_command(node),
             )
         )
         node.config.chmod(0o644)
@@ -375,6 +420,45 @@ class Cluster:
             return False
         status, body = rest(leader.rest_port, "/patroni")
         return status == 200 and any(r.get("state") == "streaming" for r in body.get("replication", []))
+
+    def restore_to_time(self, target: str) -> Restored:
+        """Restore the repository to `target` (a timestamp) into a scratch data directory, start it there on
+        another port once recovery has reached the target, and hand it back running."""
+        started = time.monotonic()
+        scratch = self.root / "pg" / "pitr"
+        port = free_port()
+        self.pgbackrest(
+            "restore", f"--pg1-path={scratch}", "--type=time", f"--target={target}", "--target-action=promote"
+        )
+        command = [
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(scratch),
+            "-p",
+            str(port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+        ]
+        command += ["-c", "archive_mode=off", "-c", f"unix_socket_directories={self.socket_dir}"]
+        command += ["-c", "hba_file=" + str(scratch / "pg_hba.conf"), "-c", "hot_standby=on"]
+        proc = self.stack.add(
+            spawn("pitr", as_postgres(command), base_env(), self.root / "pitr.log", self.root, port)
+        )
+        url = f"postgresql+psycopg2://postgres:{SUPERUSER_PASSWORD}@127.0.0.1:{port}/{DATABASE}"
+        engine_check = SqlDb(url, pool_size=1, max_overflow=0)
+
+        def promoted():
+            try:
+                return engine_check.scalar("SELECT NOT pg_is_in_recovery()")
+            except DBAPIError:
+                self._dead(proc)
+                return False
+
+        try:
+            wait_for(promoted, 180, "the restored PostgreSQL out of recovery", interval=0.5)
+        finally:
+            engine_check.dispose()
+        return Restored(proc, url, round(time.monotonic() - started, 1))
 
     def _start_redis(self) -> None:
         command = ["redis-server", "--port", str(self.redis_port), "--bind", HOST, "--save", ""]
@@ -407,10 +491,8 @@ class Cluster:
         seed = [str(BIN / "flask"), "--app", "wsgi", "seed-demo", "--products", str(products)]
         run_tool(env, [*seed, "--flash-stock", str(flash_stock)], log, timeout=600)
 
-    def start_web_node(self, port: int | None = None) -> Proc:
-        """A gunicorn master (4 sync workers) on a port of its own; `port` to bring a killed one back."""
-        port = port or free_port()
-        number = len(self.web) + 1
+    def _web_node(self, number: int, port: int) -> Proc:
+        """A gunicorn master (sync workers) of its own on `port`, ready once the home page answers."""
         env = self.env() | {
             "BIND": f"{HOST}:{port}",
             "WEB_CONCURRENCY": os.environ.get("CLUSTER_WEB_WORKERS", "2"),
@@ -420,31 +502,53 @@ class Cluster:
             spawn(f"web-{number}", command, env, self.root / f"web-{number}.log", ROOT, port)
         )
         wait_for(lambda: http_ok(port, "/") or self._dead(proc), START_TIMEOUT, f"web node on {port}", 0.2)
-        self.web.append(proc)
         return proc
 
-    def start_worker(self) -> Proc:
-        number = len(self.workers) + 1
+    def _worker(self, number: int) -> Proc:
         command = [str(BIN / "rq"), "worker", "--url", self.redis_url(), "--worker-class"]
         command += ["rq.worker.SimpleWorker", "--with-scheduler", "payments", "default"]
         log = self.root / f"worker-{number}.log"
         proc = self.stack.add(spawn(f"worker-{number}", command, self.env(), log, ROOT))
         proc.wait_for_log(r"\*\*\* Listening on", START_TIMEOUT)
-        self.workers.append(proc)
         return proc
 
-    def _start_clock(self) -> None:
+    def _clock(self) -> Proc:
         command = [str(BIN / "rq"), "cron", "jobs.schedule", "--url", self.redis_url()]
-        self.clock = self.stack.add(spawn("clock", command, self.env(), self.root / "clock.log", ROOT))
+        return self.stack.add(spawn("clock", command, self.env(), self.root / "clock.log", ROOT))
+
+    def _supervise(self, name: str, start, port: int | None = None) -> Supervised:
+        supervised = Supervised(name, start, start(), port)
+        self.supervised.append(supervised)
+        return supervised
+
+    def _supervisor_loop(self) -> None:
+        """systemd's Restart=always, RestartSec=2 for the web nodes, workers and the clock."""
+        while not self.stopping.wait(0.5):
+            for supervised in list(self.supervised):
+                if supervised.proc.alive():
+                    supervised.died_at = None
+                    continue
+                supervised.died_at = supervised.died_at or time.monotonic()
+                if time.monotonic() - supervised.died_at < RESTART_SECONDS or self.stopping.is_set():
+                    continue
+                if supervised.proc in self.stack.procs:
+                    self.stack.procs.remove(supervised.proc)
+                try:
+                    supervised.proc = supervised.start()
+                    supervised.restarts.append(round(time.monotonic() - supervised.died_at, 1))
+                    supervised.died_at = None
+                except Exception as error:  # noqa: BLE001 - a failed start is retried, as systemd does
+                    supervised.failures.append(str(error)[-300:])
+                    supervised.died_at = time.monotonic()
 
     def _start_nginx(self) -> None:
         config = deploy_render.write_standalone(
             self.root / "nginx",
             {
                 "nginx_http_port": self.http_port,
-                "nginx_web_nodes": [f"{HOST}:{proc.port}" for proc in self.web],
+                "nginx_web_nodes": [f"{HOST}:{node.port}" for node in self.web],
                 # The live stock pool (wsgi_stream.py) is not part of this branch: /stream/ goes to web nodes.
-                "nginx_stream_nodes": [f"{HOST}:{proc.port}" for proc in self.web],
+                "nginx_stream_nodes": [f"{HOST}:{node.port}" for node in self.web],
                 "nginx_static_root": str(ROOT / "static"),
                 "nginx_media_root": str(self.root / "media"),
                 "nginx_access_log": str(self.root / "nginx" / "access.log"),
@@ -484,6 +588,9 @@ class Cluster:
         return leader
 
     def stop(self) -> None:
+        self.stopping.set()
+        if self.supervisor.is_alive():
+            self.supervisor.join(timeout=START_TIMEOUT + 10)
         self.stack.stop()
         # Backends a killed postmaster left behind belong to no group we started: end them by their pids.
         for node in self.nodes:
