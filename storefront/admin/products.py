@@ -19,6 +19,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from storefront.admin import ADMIN_LINKS, bp
+from storefront.admin.fields import CountField, MoneyField, strip
 from storefront.audit import services as audit
 from storefront.catalog import services as catalog
 from storefront.catalog.models import Category
@@ -34,67 +35,28 @@ UPLOAD_OVERHEAD = 64 * 1024
 SHOWN_CHANGES = 500
 
 
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
-
-
-class MoneyField(StringField):
-    """A price that only takes what catalog.parse_price takes: no exponent, no NaN, two decimals at most."""
-
-    def process_formdata(self, valuelist):
-        self.data = None
-        self.data = catalog.parse_price(valuelist[0] if valuelist else "")
-
-    def _value(self):
-        if self.raw_data:
-            return self.raw_data[0]
-        return "" if self.data is None else f"{self.data:.2f}"
-
-
-class CountField(StringField):
-    """A whole number of units (or a limit) within bounds; optional ones may be left empty."""
-
-    def __init__(
-        self, label=None, validators=None, minimum=0, maximum=catalog.MAX_STOCK, optional=False, **kw
-    ):
-        super().__init__(label, validators, **kw)
-        self.minimum, self.maximum, self.optional = minimum, maximum, optional
-
-    def process_formdata(self, valuelist):
-        text = valuelist[0] if valuelist else ""
-        self.data = None
-        if self.optional and not text.strip():
-            return
-        self.data = catalog.parse_count(text, self.label.text, self.minimum, self.maximum)
-
-    def _value(self):
-        if self.raw_data:
-            return self.raw_data[0]
-        return "" if self.data is None else str(self.data)
-
-
 # The services' patterns, anchored at both ends (Regexp anchors only the start).
 SLUG_RULE = Regexp(catalog.SLUG_PATTERN.pattern + r"\Z", message=f"A slug may only {catalog.SLUG_HINT}.")
 SKU_RULE = Regexp(catalog.SKU_PATTERN.pattern + r"\Z", message=f"A SKU must {catalog.SKU_HINT}.")
 
 
 class ProductForm(Form):
-    name = StringField("Name", filters=[_strip], validators=[DataRequired(), Length(max=200)])
+    name = StringField("Name", filters=[strip], validators=[DataRequired(), Length(max=200)])
     slug = StringField(
-        "Slug (web address)", filters=[_strip], validators=[Optional(), Length(max=160), SLUG_RULE]
+        "Slug (web address)", filters=[strip], validators=[Optional(), Length(max=160), SLUG_RULE]
     )
     category_id = SelectField("Category", coerce=int)
-    description = TextAreaField("Description", filters=[_strip], validators=[Optional(), Length(max=5000)])
+    description = TextAreaField("Description", filters=[strip], validators=[Optional(), Length(max=5000)])
     is_featured = BooleanField("Featured on the home page")
 
 
 class VariantForm(Form):
     sku = StringField(
         "SKU",
-        filters=[_strip],
+        filters=[strip],
         validators=[DataRequired(), Length(max=64), SKU_RULE],
     )
-    name = StringField("Variant name", filters=[_strip], validators=[DataRequired(), Length(max=120)])
+    name = StringField("Variant name", filters=[strip], validators=[DataRequired(), Length(max=120)])
     price = MoneyField("Price", render_kw={"inputmode": "decimal", "autocomplete": "off"})
     per_customer_limit = CountField(
         "Per-customer limit",
@@ -112,20 +74,20 @@ class NewVariantForm(VariantForm):
 class ImageForm(Form):
     file = FileField("Image (PNG, JPEG or WebP)", render_kw={"accept": "image/png,image/jpeg,image/webp"})
     alt = StringField(
-        "Alt text (what the photo shows)", filters=[_strip], validators=[Optional(), Length(max=255)]
+        "Alt text (what the photo shows)", filters=[strip], validators=[Optional(), Length(max=255)]
     )
 
 
 class CategoryForm(Form):
-    name = StringField("Name", filters=[_strip], validators=[DataRequired(), Length(max=120)])
+    name = StringField("Name", filters=[strip], validators=[DataRequired(), Length(max=120)])
     slug = StringField(
-        "Slug (web address)", filters=[_strip], validators=[Optional(), Length(max=80), SLUG_RULE]
+        "Slug (web address)", filters=[strip], validators=[Optional(), Length(max=80), SLUG_RULE]
     )
-    description = TextAreaField("Description", filters=[_strip], validators=[Optional(), Length(max=2000)])
+    description = TextAreaField("Description", filters=[strip], validators=[Optional(), Length(max=2000)])
 
 
 class RenameForm(Form):
-    name = StringField("Name", filters=[_strip], validators=[DataRequired(), Length(max=120)])
+    name = StringField("Name", filters=[strip], validators=[DataRequired(), Length(max=120)])
 
 
 class ProductSearchForm(Form):

@@ -6,7 +6,8 @@ from wtforms import Form, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from storefront.admin import ADMIN_LINKS, bp
-from storefront.admin.products import CountField, log_changes
+from storefront.admin.fields import CountField
+from storefront.admin.products import log_changes
 from storefront.catalog import services as catalog
 from storefront.db import get_session
 from storefront.htmx import is_htmx, render
