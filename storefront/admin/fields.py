@@ -2,7 +2,7 @@
 
 from wtforms import StringField
 
-from storefront.catalog import services as catalog
+from storefront.catalog import editing
 
 
 def strip(value):
@@ -11,11 +11,11 @@ def strip(value):
 
 
 class MoneyField(StringField):
-    """A price that only takes what catalog.parse_price takes: no exponent, no NaN, two decimals at most."""
+    """A price that only takes what editing.parse_price takes: no exponent, no NaN, two decimals at most."""
 
     def process_formdata(self, valuelist):
         self.data = None
-        self.data = catalog.parse_price(valuelist[0] if valuelist else "")
+        self.data = editing.parse_price(valuelist[0] if valuelist else "")
 
     def _value(self):
         if self.raw_data:
@@ -27,7 +27,7 @@ class CountField(StringField):
     """A whole number of units (or a limit) within bounds; optional ones may be left empty."""
 
     def __init__(
-        self, label=None, validators=None, minimum=0, maximum=catalog.MAX_STOCK, optional=False, **kw
+        self, label=None, validators=None, minimum=0, maximum=editing.MAX_STOCK, optional=False, **kw
     ):
         super().__init__(label, validators, **kw)
         self.minimum, self.maximum, self.optional = minimum, maximum, optional
@@ -37,7 +37,7 @@ class CountField(StringField):
         self.data = None
         if self.optional and not text.strip():
             return
-        self.data = catalog.parse_count(text, self.label.text, self.minimum, self.maximum)
+        self.data = editing.parse_count(text, self.label.text, self.minimum, self.maximum)
 
     def _value(self):
         if self.raw_data:
