@@ -1,10 +1,11 @@
 """Product images: what an upload is (format and size), storing and discarding the file, and the rows."""
 
+import io
 import re
 import secrets
-import struct
 from pathlib import Path
 
+from PIL import Image
 from sqlalchemy.orm import Session
 
 from storefront.catalog.editing import MAX_IMAGE_SIDE, Change
@@ -13,57 +14,27 @@ from storefront.catalog.models import (
     ProductImage,
 )
 
+FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"RIFF": "WebP"}
+
 
 def image_info(data: bytes) -> tuple[str, int, int]:
-    """The extension, width and height of a PNG, JPEG or WebP file; ValueError for anything else."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
-        extension, (width, height) = "png", struct.unpack(">II", data[16:24])
-    elif data[:3] == b"\xff\xd8\xff":
-        extension, (width, height) = "jpg", _jpeg_size(data)
-    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        extension, (width, height) = "webp", _webp_size(data)
-    else:
+    """The extension, width and height of a PNG, JPEG or WebP file (Pillow reads the header only, it
+    decodes no pixels); ValueError for anything else."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            extension, (width, height) = FORMATS.get(image.format or ""), image.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        # Pillow could not read it: a damaged file of a kind we take says so, anything else is refused.
+        kind = next((name for magic, name in MAGIC.items() if data.startswith(magic)), None)
+        if kind is None or (kind == "WebP" and data[8:12] != b"WEBP"):
+            raise ValueError("That file is not a PNG, JPEG or WebP image.") from None
+        raise ValueError(f"That {kind} file is damaged: it has no image size.") from None
+    if extension is None:
         raise ValueError("That file is not a PNG, JPEG or WebP image.")
     if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
         raise ValueError(f"Images must be between 1 and {MAX_IMAGE_SIDE:,} pixels on each side.")
     return extension, width, height
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    """Walk the JPEG markers to the frame header (SOFn), which holds the size."""
-    at = 2
-    while at + 9 <= len(data):
-        if data[at] != 0xFF:
-            break
-        marker = data[at + 1]
-        if marker == 0xFF:  # fill byte
-            at += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
-            at += 2
-            continue
-        if marker in (0xD9, 0xDA):  # end of image, or scan data, before any frame header
-            break
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[at + 5 : at + 9])
-            return width, height
-        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
-    raise ValueError("That JPEG file is damaged: it has no image size.")
-
-
-def _webp_size(data: bytes) -> tuple[int, int]:
-    chunk = data[12:16]
-    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
-        return (
-            int.from_bytes(data[26:28], "little") & 0x3FFF,
-            int.from_bytes(data[28:30], "little") & 0x3FFF,
-        )
-    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
-        bits = int.from_bytes(data[21:25], "little")
-        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-    if chunk == b"VP8X" and len(data) >= 30:
-        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
-    raise ValueError("That WebP file is damaged: it has no image size.")
 
 
 def store_upload(media_folder: str, data: bytes, extension: str) -> str:
