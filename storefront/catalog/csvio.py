@@ -234,6 +234,7 @@ def parse_product_csv(data: bytes) -> tuple[list[ProductRow], list[LineError]]:
     return rows, errors
 
 
+# Long because one pass checks every row against the catalog and then writes it, in one transaction.
 def import_products(
     session: Session, rows: list[ProductRow], user_id: int | None = None, apply: bool = False
 ) -> tuple[list[Change], list[LineError]]:

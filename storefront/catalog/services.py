@@ -306,6 +306,7 @@ class ProductPage:
     valid_until: datetime | None  # the next start or end of a sale of one of its variants
 
 
+# Long because it reads the whole product page in two queries and folds the rows into one snapshot.
 def product_page(
     session: Session, now: datetime, slug: str | None = None, variant_id: int | None = None
 ) -> ProductPage | None:

@@ -249,6 +249,7 @@ def follow_up_state(kind: str, gateway_status: str) -> str:
     return "failed"
 
 
+# Long because each gateway outcome (approved, unknown, not settled, refused) has its own record and event.
 def record_follow_up(
     session: Session,
     order: Order,
