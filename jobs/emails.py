@@ -10,9 +10,9 @@ from storefront.accounts import services as accounts
 from storefront.accounts.models import User
 from storefront.db import get_session
 from storefront.orders import services as orders
+from storefront.payments import followups
 from storefront.payments import services as payments
 from storefront.payments.gateway import captures_at_checkout
-from storefront.payments.models import PaymentAttempt
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def send_refund_notice(order_id: int, attempt_id: int) -> None:
 
     session = get_session()
     order = orders.get(session, order_id)
-    attempt = session.get(PaymentAttempt, attempt_id)
+    attempt = payments.get_attempt(session, attempt_id)
     if (
         order is None
         or attempt is None
@@ -128,7 +128,7 @@ def send_refund_notice(order_id: int, attempt_id: int) -> None:
         or attempt.status != "approved"
     ):
         return
-    state = payments.money(session, order, not captures_at_checkout())
+    state = followups.money(session, order, not captures_at_checkout())
     _mail_about(
         order,
         f"Your Storefront order {order.number}: ${attempt.amount:,.2f} refunded",

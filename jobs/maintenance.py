@@ -7,20 +7,16 @@ alongside a worker finishing the same order, changes nothing twice.
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
-
 from jobs import job
 from jobs.notify import notify_restocked
 from jobs.payments import FOLLOW_UP_JOBS, check_payment, finalize_order, reconcile_charge
 from storefront import queues
-from storefront.cart.models import Cart
+from storefront.cart import services as cart
 from storefront.db import get_session
 from storefront.orders import services as orders
-from storefront.orders.models import Order
-from storefront.payments import hosted
+from storefront.payments import followups, hosted
 from storefront.payments import services as payments
 from storefront.payments.gateway import silent_since
-from storefront.payments.models import PaymentAttempt
 
 log = logging.getLogger(__name__)
 LOST_AFTER = timedelta(seconds=60)
@@ -35,7 +31,7 @@ def release_expired_reservations() -> int:
     session = get_session()
     released = 0
     for order_id in orders.expired_holds(session, datetime.now(UTC)):
-        order = session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+        order = orders.lock_id(session, order_id)
         if order is None or order.status not in ("pending_payment", "payment_failed"):
             session.rollback()
             continue
@@ -77,7 +73,7 @@ def reconcile_uncertain_payments() -> int:
 def redrive_payment_operations() -> int:
     """Enqueue again the staff's captures, voids and refunds whose job was lost or whose answer was."""
     session = get_session()
-    pending = payments.follow_ups_to_redrive(session, datetime.now(UTC) - LOST_AFTER, silent_since())
+    pending = followups.follow_ups_to_redrive(session, datetime.now(UTC) - LOST_AFTER, silent_since())
     session.commit()
     for attempt_id, kind in pending:
         queues.enqueue(FOLLOW_UP_JOBS[kind], attempt_id, queue="payments")
@@ -88,13 +84,7 @@ def redrive_payment_operations() -> int:
 def recheck_held_payments() -> int:
     """Ask the gateway again about charges held for review (in case a webhook never came)."""
     session = get_session()
-    attempt_ids = list(
-        session.scalars(
-            select(PaymentAttempt.id).where(
-                PaymentAttempt.status == "held", PaymentAttempt.updated_at < datetime.now(UTC) - HELD_RECHECK
-            )
-        )
-    )
+    attempt_ids = payments.held_before(session, datetime.now(UTC) - HELD_RECHECK)
     session.commit()
     for attempt_id in attempt_ids:
         queues.enqueue(check_payment, attempt_id, queue="payments")
@@ -105,8 +95,7 @@ def recheck_held_payments() -> int:
 def purge_abandoned_carts() -> int:
     """Delete anonymous carts nobody touched for a month."""
     session = get_session()
-    cutoff = datetime.now(UTC) - ABANDONED_CART
-    deleted = session.execute(delete(Cart).where(Cart.user_id.is_(None), Cart.updated_at < cutoff)).rowcount
+    deleted = cart.purge_abandoned(session, datetime.now(UTC) - ABANDONED_CART)
     session.commit()
     return deleted
 

@@ -9,7 +9,6 @@ the same nonce and invoice number inside the duplicate window, so the gateway ca
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 from flask import current_app
 
@@ -17,7 +16,7 @@ from jobs import job
 from storefront import metrics, queues
 from storefront.db import get_session
 from storefront.orders import services as orders
-from storefront.payments import hosted
+from storefront.payments import followups, hosted
 from storefront.payments import services as payments
 from storefront.payments.gateway import (
     GatewayUnavailable,
@@ -73,7 +72,7 @@ def reconcile_charge(attempt_id: int) -> str:
 
 def _reconcile(attempt_id: int) -> str:
     session = get_session()
-    attempt = session.get(PaymentAttempt, attempt_id)
+    attempt = payments.get_attempt(session, attempt_id)
     if attempt is None or not payments.claim(session, attempt, stale_before=silent_since()):
         session.commit()
         return "already handled"
@@ -236,7 +235,7 @@ def _confirm(order_ids: list[int]) -> None:
 
 
 def _look_again_later(attempt_id: int) -> None:
-    attempt = get_session().get(PaymentAttempt, attempt_id)
+    attempt = payments.get_attempt(get_session(), attempt_id)
     queues.enqueue_in(payments.retry_delay(attempt.tries), reconcile_charge, attempt_id, queue="payments")
 
 
@@ -244,7 +243,7 @@ def _look_again_later(attempt_id: int) -> None:
 def check_payment(attempt_id: int) -> str:
     """Re-read a charge's status from the gateway (after a webhook, or for one held for review)."""
     session = get_session()
-    attempt = session.get(PaymentAttempt, attempt_id)
+    attempt = payments.get_attempt(session, attempt_id)
     if attempt is None:
         return "no such attempt"
     if attempt.status in ("sending", "unknown"):
@@ -268,9 +267,7 @@ def check_payment(attempt_id: int) -> str:
 
 # --- staff operations: capture, void and refund -----------------------------------------------------
 # Each runs like finalize_order: claim the recorded attempt (created → sending) and commit, call the gateway
-# with no transaction open, then lock the order and record the answer. An answer that never came is not
-# resent blindly: a refund is looked up by its own invoice number, a capture or void by the charge's record
-# (and resending those is harmless anyway: 311 already captured, 310 already voided).
+# with no transaction open, then lock the order and record the answer (storefront/payments/followups.py).
 
 
 @job
@@ -296,132 +293,25 @@ FOLLOW_UP_JOBS = {"capture": capture_payment, "void": void_payment, "refund": re
 
 def _follow_up(attempt_id: int, kind: str) -> str:
     session = get_session()
-    attempt = session.get(PaymentAttempt, attempt_id)
-    if attempt is None or attempt.kind != kind:
-        session.commit()
-        return "no such attempt"
-    was = attempt.status
-    if was not in payments.PENDING or not payments.claim(session, attempt, stale_before=silent_since()):
-        session.commit()
-        return "already handled"
+    step = followups.claim_follow_up(session, attempt_id, kind, silent_since())
     session.commit()  # on record as sending before anything leaves this process
-    if was == "created":
-        return _send_follow_up(attempt_id)
-    # It was sent before (or may have been) and the answer was lost: look before sending again.
-    return _reconcile_follow_up(attempt_id)
-
-
-def _send_follow_up(attempt_id: int) -> str:
-    """Call the gateway for a claimed capture, void or refund (no transaction open) and record the answer."""
-    session = get_session()
-    attempt = session.get(PaymentAttempt, attempt_id)
-    session.commit()
+    if step not in ("send", "look"):
+        return step
+    attempt = payments.get_attempt(session, attempt_id)
+    session.commit()  # end the read transaction: none is open while the gateway is asked
     gateway = get_gateway()
-    ref_id = f"A{attempt.id}-{attempt.tries}"
-    if attempt.kind == "capture":
-        result = gateway.capture(attempt.ref_trans_id, attempt.amount, ref_id)
-    elif attempt.kind == "void":
-        result = gateway.void(attempt.ref_trans_id, ref_id)
+    if step == "send":
+        result, settled = followups.send(gateway, attempt)
     else:
-        result = gateway.refund(
-            attempt.ref_trans_id, attempt.amount, attempt.account[-4:], attempt.invoice_number, ref_id
-        )
-    if attempt.kind == "refund" and result.duplicate:
-        # A resent refund inside its duplicate window: the gateway names the original; its record decides.
-        return _record_follow_up(attempt_id, _original_refund(gateway, result.trans_id))
-    if attempt.kind == "void" and result.outcome in ("declined", "error"):
-        # Why was the void refused? Already voided is success; settled means a refund must do it.
-        try:
-            txn = gateway.transaction(attempt.ref_trans_id)
-        except GatewayUnavailable:
-            return _record_follow_up(
-                attempt_id, Result("unknown", message="Void refused; gateway unavailable")
-            )
-        state = payments.follow_up_state("void", txn.status if txn else "")
-        if state == "done":
-            return _record_follow_up(
-                attempt_id, Result("approved", trans_id=attempt.ref_trans_id, reason_code="310")
-            )
-        return _record_follow_up(attempt_id, result, settled=state == "fall_back")
-    return _record_follow_up(attempt_id, result)
+        result, settled = followups.look_up(gateway, attempt)
+    return _record_follow_up(attempt_id, result, settled)
 
 
-def _original_refund(gateway, trans_id: str) -> Result:
-    """The refund a duplicate answer points at; unknown (so reconciled by invoice) if it cannot be read."""
-    try:
-        txn = gateway.transaction(trans_id) if trans_id else None
-    except GatewayUnavailable:
-        txn = None
-    if txn is not None and txn.status in payments.REFUNDED:
-        return Result(
-            "approved", trans_id=txn.trans_id, message="Found on the gateway (a repeat of this refund)"
-        )
-    return Result("unknown", message="A repeat of a refund we could not read back")
-
-
-def _reconcile_follow_up(attempt_id: int) -> str:
-    """Find out whether a capture, void or refund whose answer was lost went through, and finish it."""
+def _record_follow_up(attempt_id: int, result: Result, settled: bool) -> str:
+    """Record the answer and commit; then send a replacement, schedule another look, or tell the customer."""
     session = get_session()
-    attempt = session.get(PaymentAttempt, attempt_id)
-    session.commit()
-    gateway = get_gateway()
-    try:
-        if attempt.kind == "refund":
-            found = [t for t in gateway.find_by_invoice(attempt.invoice_number) if t.amount == attempt.amount]
-            if found:
-                return _record_follow_up(
-                    attempt_id,
-                    Result(
-                        "approved",
-                        trans_id=found[0].trans_id,
-                        message="Found on the gateway by invoice number",
-                    ),
-                )
-            if datetime.now(UTC) - attempt.created_at > payments.REFUND_RESEND_WITHIN:
-                # Past the duplicate window a resend could refund twice, and a settled refund is no longer
-                # on the unsettled list: a person has to look.
-                return _record_follow_up(
-                    attempt_id,
-                    Result(
-                        "error",
-                        message=f"Not confirmed. Look for invoice {attempt.invoice_number} at the gateway "
-                        "before refunding again.",
-                    ),
-                )
-            # Not on the books: it never arrived. The resend has the same invoice number and amount, so even
-            # a late arrival of the first one would be answered as a duplicate, not refunded twice.
-            return _send_follow_up(attempt_id)
-        txn = gateway.transaction(attempt.ref_trans_id)
-    except GatewayUnavailable:
-        return _record_follow_up(attempt_id, Result("unknown", message="The gateway did not answer"))
-    status = txn.status if txn else "not found"
-    state = payments.follow_up_state(attempt.kind, status)
-    if state == "resend":
-        return _send_follow_up(attempt_id)
-    if state == "done":
-        return _record_follow_up(
-            attempt_id,
-            Result("approved", trans_id=attempt.ref_trans_id, message=f"The gateway shows it {status}"),
-        )
-    return _record_follow_up(
-        attempt_id,
-        Result("error", message=f"The gateway shows the payment as {status}"),
-        settled=state == "fall_back",
-    )
-
-
-def _record_follow_up(attempt_id: int, result: Result, settled: bool = False) -> str:
-    """Lock the order, record the answer, commit; then send a replacement or schedule another look."""
-    session = get_session()
-    attempt = session.get(PaymentAttempt, attempt_id)
-    order = orders.lock_id(session, attempt.order_id)
-    session.refresh(attempt)
-    if attempt.status != "sending":
-        # Another worker took a silent attempt over and has recorded it already.
-        session.commit()
-        return "already handled"
-    outcome, replacement = payments.record_follow_up(
-        session, order, attempt, result, not captures_at_checkout(), settled
+    outcome, attempt, replacement = followups.record_answer(
+        session, attempt_id, result, settled, not captures_at_checkout()
     )
     session.commit()
     if replacement is not None:
@@ -433,5 +323,5 @@ def _record_follow_up(attempt_id: int, result: Result, settled: bool = False) ->
     elif outcome == "approved" and attempt.kind in ("refund", "void"):
         from jobs import emails
 
-        queues.enqueue(emails.send_refund_notice, order.id, attempt.id, retry=queues.EMAIL_RETRY)
+        queues.enqueue(emails.send_refund_notice, attempt.order_id, attempt.id, retry=queues.EMAIL_RETRY)
     return outcome

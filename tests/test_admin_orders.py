@@ -16,7 +16,7 @@ from jobs.payments import finalize_order, refund_payment
 from storefront.audit.models import AuditEntry
 from storefront.catalog.models import Variant
 from storefront.orders.models import Order
-from storefront.payments import services as payments
+from storefront.payments import followups
 from storefront.payments.gateway import AuthorizeNetGateway
 from storefront.payments.models import PaymentAttempt
 from tests.factories import make_order, make_product, make_user
@@ -332,7 +332,7 @@ def test_a_worker_killed_after_the_refund_went_out_does_not_refund_twice(
         raise SystemExit("worker killed after the gateway answered")
 
     with monkeypatch.context() as patched:
-        patched.setattr(payments, "record_follow_up", killed)
+        patched.setattr(followups, "record_follow_up", killed)
         with pytest.raises(SystemExit):
             run(anet_app, refund_payment, refund.id)
     assert attempts(session, order, "refund")[0].status == "sending" and len(refunds_on(loopback)) == 1

@@ -8,10 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 
 from storefront.audit.models import AuditEntry
-from storefront.catalog import services as catalog
+from storefront.catalog import csvio, images
 from storefront.catalog.models import Category, Product, ProductImage, Variant
 from storefront.inventory.models import StockMovement
 from tests.factories import make_category, make_product
@@ -461,23 +462,20 @@ def test_removing_an_image_deletes_its_uploaded_file(app, client, session, staff
     ]
 
 
+def encoded(kind: str, size: tuple[int, int], **options) -> bytes:
+    """A real image file of that format, encoded by Pillow."""
+    out = io.BytesIO()
+    Image.new("RGB", size, (212, 175, 55)).save(out, format=kind, **options)
+    return out.getvalue()
+
+
 def test_jpeg_and_webp_sizes_come_from_their_headers():
-    jpeg = (
-        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-        b"\xff\xdb\x00\x03\x00"  # a (truncated) table segment to skip over
-        b"\xff\xc2\x00\x11\x08\x02\x58\x03\x20\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
-    )
-    assert catalog.image_info(jpeg) == ("jpg", 800, 600)
-    lossless = b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
-    assert catalog.image_info(lossless) == ("webp", 1, 1)
-    lossy = (
-        b"RIFF\x22\x00\x00\x00WEBPVP8 \x16\x00\x00\x00\x30\x01\x00\x9d\x01\x2a\x40\x01\xf0\x00" + b"\0" * 8
-    )
-    assert catalog.image_info(lossy) == ("webp", 320, 240)
-    extended = b"RIFF\x00\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x10\x00\x00\x00\x7f\x02\x00\xdf\x01\x00"
-    assert catalog.image_info(extended) == ("webp", 640, 480)
-    with pytest.raises(ValueError, match="damaged"):
-        catalog.image_info(b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\0" * 20)
+    assert images.image_info(encoded("JPEG", (800, 600), progressive=True)) == ("jpg", 800, 600)
+    assert images.image_info(encoded("WEBP", (1, 1), lossless=True)) == ("webp", 1, 1)
+    assert images.image_info(encoded("WEBP", (320, 240))) == ("webp", 320, 240)
+    assert images.image_info(encoded("WEBP", (640, 480), exif=b"Exif\x00\x00")) == ("webp", 640, 480)
+    with pytest.raises(ValueError, match="WebP file is damaged"):
+        images.image_info(b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\0" * 20)
 
 
 # Categories
@@ -730,11 +728,11 @@ def test_a_huge_csv_is_refused_and_changes_nothing(client, session, staff, token
 
 
 def test_the_parser_caps_the_number_of_lines(monkeypatch):
-    monkeypatch.setattr(catalog, "MAX_IMPORT_ROWS", 3)
-    _rows, errors = catalog.parse_product_csv(
+    monkeypatch.setattr(csvio, "MAX_IMPORT_ROWS", 3)
+    _rows, errors = csvio.parse_product_csv(
         (HEADER + "".join(f"A-{n},p,P,rings,V,1.00,1,,true\n" for n in range(5))).encode()
     )
-    assert errors == [catalog.LineError(5, "The file has more than 3 lines; split it.")]
+    assert errors == [csvio.LineError(5, "The file has more than 3 lines; split it.")]
 
 
 def test_no_file_is_a_clear_422(client, staff, token):

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import sessionmaker
 
 from storefront.audit.models import AuditEntry
-from storefront.catalog import services as catalog
+from storefront.catalog import editing
 from storefront.catalog.models import Category, Product, Variant
 from storefront.checkout import services as checkout
 from storefront.inventory.models import StockMovement
@@ -127,7 +127,7 @@ def test_bad_adjust_input_gets_422_with_the_message_and_changes_nothing(
 
 
 def test_on_hand_has_a_ceiling(client, session, staff, token):
-    variant = make_product(session, variants=[{"on_hand": catalog.MAX_STOCK - 1}]).variants[0]
+    variant = make_product(session, variants=[{"on_hand": editing.MAX_STOCK - 1}]).variants[0]
     response = adjust(client, token, variant, "received", "5")
     assert response.status_code == 422 and "On hand can be at most 1,000,000" in response.get_data(
         as_text=True
@@ -200,10 +200,10 @@ def test_concurrent_adjustments_and_checkout_reservations_never_break_the_stock_
         for _ in range(12):
             with Session() as db:
                 try:
-                    catalog.adjust_stock(db, db.get(Variant, variant_id), reason, 1, "race")
+                    editing.adjust_stock(db, db.get(Variant, variant_id), reason, 1, "race")
                     db.commit()
                     count(reason)
-                except catalog.StockRefused:
+                except editing.StockRefused:
                     db.rollback()
                     count("refused")
 

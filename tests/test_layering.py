@@ -96,7 +96,7 @@ def test_each_rule_catches_its_import(relative, source):
     ("relative", "source"),
     [
         (APP_FACTORY, "from storefront import admin"),
-        ("storefront/admin/stock.py", "from storefront.admin.products import CountField"),
+        ("storefront/admin/stock.py", "from storefront.admin.fields import CountField"),
         (GATEWAY, "from authorizenet import apicontractsv1"),
         ("storefront/orders/views.py", "from storefront.orders import services"),
         ("jobs/emails.py", "from storefront.orders import services as orders"),

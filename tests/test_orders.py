@@ -23,7 +23,8 @@ def test_an_allowed_transition_moves_the_order_and_records_it(session, start, to
     assert orders.move(session, order, to)
     assert order.status == to
     event = session.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id)).one()
-    assert (event.kind, event.data["to"]) == ("status", to)
+    assert (event.kind, event.data["from"], event.data["to"]) == ("status", start, to)
+    assert event.message == f"{orders.LABELS[start]} → {orders.LABELS[to]}"
     assert (order.paid_at is not None) == (to == "paid")
 
 

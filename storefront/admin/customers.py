@@ -4,10 +4,10 @@ enable it; and every lockout in force, with an unlock button each. Every change 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import Form, HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from storefront.accounts import lookup
 from storefront.accounts import services as accounts
 from storefront.accounts.lockout import ANY_ACCOUNT, for_app
 from storefront.accounts.models import User
@@ -42,7 +42,7 @@ def lockout():
 
 
 def _user(user_id: int) -> User:
-    user = get_session().get(User, user_id)
+    user = lookup.get_user(get_session(), user_id)
     if user is None:
         abort(404)
     return user
@@ -187,11 +187,7 @@ def _lockouts_context(**extra) -> dict:
     now = clock.now()
     locks = lockout().active_locks(now)
     emails = {lock.email for lock in locks if lock.email != ANY_ACCOUNT}
-    users = (
-        dict(get_session().execute(select(User.email, User.id).where(User.email.in_(emails))).tuples().all())
-        if emails
-        else {}
-    )
+    users = lookup.user_ids_by_email(get_session(), emails)
     return {"locks": locks, "user_ids": users, "now": now, "any_account": ANY_ACCOUNT, **extra}
 
 
@@ -218,7 +214,7 @@ def lockout_unlock():
             email = form.email.data.strip().lower()
             ips = ", ".join(sorted(lock.ip for lock in guard.locks_for(email, clock.now())))
             lifted = guard.unlock(email)
-            user_id = session.scalar(select(User.id).where(User.email == email))
+            user_id = lookup.user_ids_by_email(session, {email}).get(email)
             entity, entity_id = ("user", user_id) if user_id else ("lockout", email[:64])
             before, after = {"email": email, "locked_ips": ips}, {"email": email, "locked_ips": ""}
         audit.record(session, _staff(), "customer.unlock", entity, entity_id, before, after, ip=client_ip())

@@ -42,6 +42,7 @@ from storefront.db import get_session
 from storefront.extensions import client_ip
 from storefront.htmx import is_htmx, render
 from storefront.orders import services as orders
+from storefront.payments import followups
 from storefront.payments import services as payments
 from storefront.payments.gateway import captures_at_checkout, silent_since
 
@@ -219,7 +220,7 @@ def order_export():
         writer.writerow(CSV_COLUMNS)
         session = get_session()
         for batch in orders.export_batches(session, wanted):
-            refunded = payments.refunded_by_order(session, [order.id for order in batch])
+            refunded = followups.refunded_by_order(session, [order.id for order in batch])
             for order in batch:
                 writer.writerow(
                     _cell(value)
@@ -266,13 +267,13 @@ def _checkable(order) -> set[int]:
     lost = datetime.now(UTC) - LOST_JOB
     return {
         attempt.id
-        for attempt in payments.stuck(get_session(), order, silent_since())
+        for attempt in followups.stuck(get_session(), order, silent_since())
         if attempt.status != "created" or attempt.updated_at < lost
     }
 
 
 def _panel_context(order, **extra) -> dict:
-    state = payments.money(get_session(), order, not captures_at_checkout())
+    state = followups.money(get_session(), order, not captures_at_checkout())
     return {
         "order": order,
         "payment": state,
@@ -349,7 +350,7 @@ def _enqueue(attempt) -> None:
 
 
 def _state(order):
-    return payments.money(get_session(), order, not captures_at_checkout())
+    return followups.money(get_session(), order, not captures_at_checkout())
 
 
 @bp.post("/orders/<number>/capture")
@@ -360,8 +361,8 @@ def order_capture(number: str):
         return _answer(order, f"A {orders.LABELS[order.status].lower()} order has nothing to capture.", 409)
     state = _state(order)
     try:
-        attempt = payments.new_capture(get_session(), order, state, _staff().email)
-    except payments.PaymentRefused as refused:
+        attempt = followups.new_capture(get_session(), order, state, _staff().email)
+    except followups.PaymentRefused as refused:
         return _answer(order, str(refused), 409)
     _audit(
         "order.capture",
@@ -382,8 +383,8 @@ def order_void(number: str):
         return _answer(order, f"A {orders.LABELS[order.status].lower()} order has no payment to void.", 409)
     state = _state(order)
     try:
-        attempt = payments.new_void(get_session(), order, state, _staff().email)
-    except payments.PaymentRefused as refused:
+        attempt = followups.new_void(get_session(), order, state, _staff().email)
+    except followups.PaymentRefused as refused:
         return _answer(order, str(refused), 409)
     _audit(
         "order.void",
@@ -410,8 +411,8 @@ def order_refund(number: str):
         form.amount.errors.append(f"At most ${state.refundable:,.2f} can be refunded.")
         return _answer(order, form.amount.errors[-1], 422, refund_form=form)
     try:
-        attempt = payments.new_refund(get_session(), order, state, form.amount.data, _staff().email)
-    except payments.PaymentRefused as refused:
+        attempt = followups.new_refund(get_session(), order, state, form.amount.data, _staff().email)
+    except followups.PaymentRefused as refused:
         return _answer(order, str(refused), 409, refund_form=form)
     _audit(
         "order.refund",
@@ -446,8 +447,8 @@ def order_ship(number: str):
     session, staff = get_session(), _staff()
     state = _state(order)
     if state.busy:
-        return _answer(order, payments.BUSY, 409, ship_form=form)
-    capture = payments.new_capture(session, order, state, staff.email) if state.can_capture else None
+        return _answer(order, followups.BUSY, 409, ship_form=form)
+    capture = followups.new_capture(session, order, state, staff.email) if state.can_capture else None
     before = {"status": order.status, "tracking_number": order.tracking_number}
     orders.ship(session, order, form.tracking_number.data, staff.email)
     after = {"status": order.status, "tracking_number": order.tracking_number, "stock": "consumed"}
@@ -477,7 +478,7 @@ def order_cancel(number: str):
     state = _state(order)
     if order.status == "paid":
         if state.busy:
-            return _answer(order, payments.BUSY, 409)
+            return _answer(order, followups.BUSY, 409)
     elif not payments.cancel_unsent(session, order):
         # A charge was sent (or may have been) and has no final answer: cancelling now could leave a card
         # charged for a cancelled order. Its outcome comes first.
@@ -485,7 +486,7 @@ def order_cancel(number: str):
             order, "The customer's payment is still being decided. Wait for its outcome first.", 409
         )
     orders.cancel(session, order, staff.email)
-    attempt = payments.return_all(session, order, state, staff.email) if before["status"] == "paid" else None
+    attempt = followups.return_all(session, order, state, staff.email) if before["status"] == "paid" else None
     after = {"status": order.status, "stock": "released"}
     if attempt is not None:
         after |= {"money_back": attempt.kind, "amount": attempt.amount, "attempt": attempt.id}
@@ -504,7 +505,7 @@ def order_payment_check(number: str, attempt_id: int):
     """Ask again about a capture, void or refund with no answer (unknown, or its job was lost)."""
     order = _locked(number)
     attempt = next(
-        (a for a in payments.stuck(get_session(), order, silent_since()) if a.id == attempt_id), None
+        (a for a in followups.stuck(get_session(), order, silent_since()) if a.id == attempt_id), None
     )
     if attempt is None:
         return _answer(order, "That payment operation is not waiting for an answer.", 409)

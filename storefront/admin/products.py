@@ -19,7 +19,9 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp
 
 from storefront.admin import ADMIN_LINKS, bp
+from storefront.admin.fields import CountField, MoneyField, strip
 from storefront.audit import services as audit
+from storefront.catalog import csvio, editing, images
 from storefront.catalog import services as catalog
 from storefront.catalog.models import Category
 from storefront.db import get_session
@@ -34,72 +36,33 @@ UPLOAD_OVERHEAD = 64 * 1024
 SHOWN_CHANGES = 500
 
 
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
-
-
-class MoneyField(StringField):
-    """A price that only takes what catalog.parse_price takes: no exponent, no NaN, two decimals at most."""
-
-    def process_formdata(self, valuelist):
-        self.data = None
-        self.data = catalog.parse_price(valuelist[0] if valuelist else "")
-
-    def _value(self):
-        if self.raw_data:
-            return self.raw_data[0]
-        return "" if self.data is None else f"{self.data:.2f}"
-
-
-class CountField(StringField):
-    """A whole number of units (or a limit) within bounds; optional ones may be left empty."""
-
-    def __init__(
-        self, label=None, validators=None, minimum=0, maximum=catalog.MAX_STOCK, optional=False, **kw
-    ):
-        super().__init__(label, validators, **kw)
-        self.minimum, self.maximum, self.optional = minimum, maximum, optional
-
-    def process_formdata(self, valuelist):
-        text = valuelist[0] if valuelist else ""
-        self.data = None
-        if self.optional and not text.strip():
-            return
-        self.data = catalog.parse_count(text, self.label.text, self.minimum, self.maximum)
-
-    def _value(self):
-        if self.raw_data:
-            return self.raw_data[0]
-        return "" if self.data is None else str(self.data)
-
-
 # The services' patterns, anchored at both ends (Regexp anchors only the start).
-SLUG_RULE = Regexp(catalog.SLUG_PATTERN.pattern + r"\Z", message=f"A slug may only {catalog.SLUG_HINT}.")
-SKU_RULE = Regexp(catalog.SKU_PATTERN.pattern + r"\Z", message=f"A SKU must {catalog.SKU_HINT}.")
+SLUG_RULE = Regexp(editing.SLUG_PATTERN.pattern + r"\Z", message=f"A slug may only {editing.SLUG_HINT}.")
+SKU_RULE = Regexp(editing.SKU_PATTERN.pattern + r"\Z", message=f"A SKU must {editing.SKU_HINT}.")
 
 
 class ProductForm(Form):
-    name = StringField("Name", filters=[_strip], validators=[DataRequired(), Length(max=200)])
+    name = StringField("Name", filters=[strip], validators=[DataRequired(), Length(max=200)])
     slug = StringField(
-        "Slug (web address)", filters=[_strip], validators=[Optional(), Length(max=160), SLUG_RULE]
+        "Slug (web address)", filters=[strip], validators=[Optional(), Length(max=160), SLUG_RULE]
     )
     category_id = SelectField("Category", coerce=int)
-    description = TextAreaField("Description", filters=[_strip], validators=[Optional(), Length(max=5000)])
+    description = TextAreaField("Description", filters=[strip], validators=[Optional(), Length(max=5000)])
     is_featured = BooleanField("Featured on the home page")
 
 
 class VariantForm(Form):
     sku = StringField(
         "SKU",
-        filters=[_strip],
+        filters=[strip],
         validators=[DataRequired(), Length(max=64), SKU_RULE],
     )
-    name = StringField("Variant name", filters=[_strip], validators=[DataRequired(), Length(max=120)])
+    name = StringField("Variant name", filters=[strip], validators=[DataRequired(), Length(max=120)])
     price = MoneyField("Price", render_kw={"inputmode": "decimal", "autocomplete": "off"})
     per_customer_limit = CountField(
         "Per-customer limit",
         minimum=1,
-        maximum=catalog.MAX_PER_CUSTOMER_LIMIT,
+        maximum=editing.MAX_PER_CUSTOMER_LIMIT,
         optional=True,
         render_kw={"inputmode": "numeric", "placeholder": "No limit"},
     )
@@ -112,20 +75,20 @@ class NewVariantForm(VariantForm):
 class ImageForm(Form):
     file = FileField("Image (PNG, JPEG or WebP)", render_kw={"accept": "image/png,image/jpeg,image/webp"})
     alt = StringField(
-        "Alt text (what the photo shows)", filters=[_strip], validators=[Optional(), Length(max=255)]
+        "Alt text (what the photo shows)", filters=[strip], validators=[Optional(), Length(max=255)]
     )
 
 
 class CategoryForm(Form):
-    name = StringField("Name", filters=[_strip], validators=[DataRequired(), Length(max=120)])
+    name = StringField("Name", filters=[strip], validators=[DataRequired(), Length(max=120)])
     slug = StringField(
-        "Slug (web address)", filters=[_strip], validators=[Optional(), Length(max=80), SLUG_RULE]
+        "Slug (web address)", filters=[strip], validators=[Optional(), Length(max=80), SLUG_RULE]
     )
-    description = TextAreaField("Description", filters=[_strip], validators=[Optional(), Length(max=2000)])
+    description = TextAreaField("Description", filters=[strip], validators=[Optional(), Length(max=2000)])
 
 
 class RenameForm(Form):
-    name = StringField("Name", filters=[_strip], validators=[DataRequired(), Length(max=120)])
+    name = StringField("Name", filters=[strip], validators=[DataRequired(), Length(max=120)])
 
 
 class ProductSearchForm(Form):
@@ -161,14 +124,14 @@ def see_other(endpoint: str, **values):
 
 
 def _product_or_404(session, product_id: int):
-    product = catalog.staff_product(session, product_id)
+    product = editing.staff_product(session, product_id)
     if product is None:
         abort(404)
     return product
 
 
 def _variant_or_404(session, product_id: int, variant_id: int):
-    variant = catalog.staff_variant(session, variant_id)
+    variant = editing.staff_variant(session, variant_id)
     if variant is None or variant.product_id != product_id:
         abort(404)
     return variant
@@ -182,18 +145,18 @@ def _product_form(session, formdata=None, obj=None) -> ProductForm:
 
 def _slug_free(session, form: ProductForm, product_id: int | None = None) -> str | None:
     """The product's slug (typed, or made from the name) if it is usable and free; else a field error."""
-    slug = form.slug.data or catalog.make_slug(form.name.data or "")
+    slug = form.slug.data or editing.make_slug(form.name.data or "")
     if not slug:
-        form.slug.errors.append(f"Give the product a slug: {catalog.SLUG_HINT}.")
+        form.slug.errors.append(f"Give the product a slug: {editing.SLUG_HINT}.")
         return None
-    if catalog.slug_taken(session, slug, product_id):
+    if editing.slug_taken(session, slug, product_id):
         form.slug.errors.append(f"Another product already uses the slug {slug!r}.")
         return None
     return slug
 
 
 def _sku_free(session, form: VariantForm, variant_id: int | None = None) -> bool:
-    if catalog.sku_taken(session, form.sku.data, variant_id):
+    if editing.sku_taken(session, form.sku.data, variant_id):
         form.sku.errors.append(f"The SKU {form.sku.data} is already in use.")
         return False
     return True
@@ -210,7 +173,7 @@ def _product_values(form: ProductForm, slug: str) -> dict:
 
 
 def _variant_values(form: VariantForm) -> dict:
-    return {field: getattr(form, field).data for field in catalog.VARIANT_FIELDS}
+    return {field: getattr(form, field).data for field in editing.VARIANT_FIELDS}
 
 
 # Products
@@ -222,7 +185,7 @@ def product_list():
     form = ProductSearchForm(request.args)
     products, has_next = [], False
     if form.validate():
-        products, has_next = catalog.staff_products(get_session(), form.q.data or "", form.page.data or 1)
+        products, has_next = editing.staff_products(get_session(), form.q.data or "", form.page.data or 1)
     return render(
         "admin/products/list.html",
         "admin/products/_results.html",
@@ -253,8 +216,8 @@ def product_create():
     slug = _slug_free(session, form) if valid else None
     if not (slug and _sku_free(session, variant_form)):
         return render_template("admin/products/new.html", form=form, variant_form=variant_form), 422
-    product, created = catalog.create_product(session, _product_values(form, slug))
-    added = catalog.add_variant(
+    product, created = editing.create_product(session, _product_values(form, slug))
+    added = editing.add_variant(
         session, product, _variant_values(variant_form), variant_form.on_hand.data, current_user.id
     )
     log_changes(session, created, added)
@@ -290,7 +253,7 @@ def product_update(product_id: int):
     slug = _slug_free(session, form, product.id) if form.validate() else None
     if not slug:
         return _edit_page(session, product, 422, form=form)
-    log_changes(session, catalog.update_product(session, product, _product_values(form, slug)))
+    log_changes(session, editing.update_product(session, product, _product_values(form, slug)))
     session.commit()
     flash("Saved.", "success")
     return see_other("admin.product_edit", product_id=product.id)
@@ -299,7 +262,7 @@ def product_update(product_id: int):
 def _set_active(product_id: int, active: bool):
     session = get_session()
     product = _product_or_404(session, product_id)
-    log_changes(session, catalog.set_product_active(session, product, active))
+    log_changes(session, editing.set_product_active(session, product, active))
     session.commit()
     if is_htmx():
         return render_template("admin/products/_row.html", product=product)
@@ -336,7 +299,7 @@ def variant_create(product_id: int):
         return _edit_page(session, product, 422, new_variant=form)
     log_changes(
         session,
-        catalog.add_variant(session, product, _variant_values(form), form.on_hand.data, current_user.id),
+        editing.add_variant(session, product, _variant_values(form), form.on_hand.data, current_user.id),
     )
     session.commit()
     if is_htmx():
@@ -374,7 +337,7 @@ def variant_update(product_id: int, variant_id: int):
     if not (form.validate() and _sku_free(session, form, variant.id)):
         template = "admin/products/_variant_form.html" if is_htmx() else "admin/products/variant_edit.html"
         return render_template(template, variant=variant, form=form), 422
-    log_changes(session, catalog.update_variant(session, variant, _variant_values(form)))
+    log_changes(session, editing.update_variant(session, variant, _variant_values(form)))
     session.commit()
     if is_htmx():
         return render_template("admin/products/_variant.html", variant=variant, saved=True)
@@ -409,21 +372,21 @@ def image_upload(product_id: int):
             try:
                 if len(data) > limit:
                     raise ValueError(f"The image is larger than {limit // 1024:,} KB; make it smaller.")
-                image = (data, *catalog.image_info(data))
+                image = (data, *images.image_info(data))
             except ValueError as error:
                 form.file.errors.append(str(error))
     if image is None:
         return _edit_page(session, product, 422, image_form=form)
     data, extension, width, height = image
     media = current_app.config["MEDIA_FOLDER"]
-    path = catalog.store_upload(media, data, extension)
+    path = images.store_upload(media, data, extension)
     try:
         log_changes(
-            session, catalog.add_image(session, product, path, width, height, form.alt.data or product.name)
+            session, images.add_image(session, product, path, width, height, form.alt.data or product.name)
         )
         session.commit()
     except Exception:
-        catalog.discard_upload(media, path)  # the row never existed, so neither should the file
+        images.discard_upload(media, path)  # the row never existed, so neither should the file
         raise
     flash("Image added.", "success")
     return redirect(url_for("admin.product_edit", product_id=product.id, _anchor="images"), 303)
@@ -438,9 +401,9 @@ def image_delete(product_id: int, image_id: int):
     if image is None:
         abort(404)
     path = image.path
-    log_changes(session, catalog.remove_image(session, image))
+    log_changes(session, images.remove_image(session, image))
     session.commit()
-    catalog.discard_upload(current_app.config["MEDIA_FOLDER"], path)
+    images.discard_upload(current_app.config["MEDIA_FOLDER"], path)
     flash("Image removed.", "success")
     return redirect(url_for("admin.product_edit", product_id=product.id, _anchor="images"), 303)
 
@@ -452,7 +415,7 @@ def image_delete(product_id: int, image_id: int):
 def product_export():
     """Download every variant as CSV, in the columns the import reads."""
     # The byte-order mark makes spreadsheet programs read the file as UTF-8; the import skips it.
-    response = make_response("\ufeff" + catalog.export_products_csv(get_session()))
+    response = make_response("\ufeff" + csvio.export_products_csv(get_session()))
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     response.headers["Content-Disposition"] = f'attachment; filename="products-{stamp}.csv"'
@@ -468,8 +431,8 @@ def product_import_form():
 
 def _import_context(errors=(), changes=(), applied=False, checked=False) -> dict:
     return {
-        "columns": catalog.CSV_COLUMNS,
-        "errors": list(errors)[: catalog.MAX_REPORTED_ERRORS],
+        "columns": csvio.CSV_COLUMNS,
+        "errors": list(errors)[: editing.MAX_REPORTED_ERRORS],
         "error_count": len(errors),
         "changes": list(changes)[:SHOWN_CHANGES],
         "change_count": len(changes),
@@ -485,13 +448,13 @@ def product_import():
     upload = request.files.get("file")
     apply = request.form.get("action") == "import"
     if upload is None or not upload.filename:
-        errors, rows = [catalog.LineError(0, "Choose a CSV file first.")], []
+        errors, rows = [csvio.LineError(0, "Choose a CSV file first.")], []
     else:
-        rows, errors = catalog.parse_product_csv(upload.read())
+        rows, errors = csvio.parse_product_csv(upload.read())
     session = get_session()
     changes = []
     if not errors:
-        changes, errors = catalog.import_products(session, rows, current_user.id, apply=apply)
+        changes, errors = csvio.import_products(session, rows, current_user.id, apply=apply)
     if errors or not apply:
         session.rollback()
         context = _import_context(errors, changes, checked=True)
@@ -515,12 +478,12 @@ def product_import():
 
 
 def _categories_page(form: CategoryForm, status: int = 200):
-    rows = catalog.categories_with_counts(get_session())
+    rows = editing.categories_with_counts(get_session())
     return render_template("admin/products/categories.html", rows=rows, form=form), status
 
 
 def _category_or_404(session, category_id: int) -> tuple[Category, int]:
-    found = catalog.categories_with_counts(session, only=category_id)
+    found = editing.categories_with_counts(session, only=category_id)
     if not found:
         abort(404)
     return found[0]
@@ -538,13 +501,13 @@ def category_create():
     session = get_session()
     form = CategoryForm(request.form)
     if form.validate():
-        slug = form.slug.data or catalog.make_slug(form.name.data)
+        slug = form.slug.data or editing.make_slug(form.name.data)
         if not slug:
-            form.slug.errors.append(f"Give the category a slug: {catalog.SLUG_HINT}.")
-        elif catalog.category_slug_taken(session, slug):
+            form.slug.errors.append(f"Give the category a slug: {editing.SLUG_HINT}.")
+        elif editing.category_slug_taken(session, slug):
             form.slug.errors.append(f"Another category already uses the slug {slug!r}.")
         else:
-            category, change = catalog.create_category(
+            category, change = editing.create_category(
                 session, form.name.data, slug, form.description.data or ""
             )
             log_changes(session, change)
@@ -581,7 +544,7 @@ def category_rename(category_id: int):
     if not form.validate():
         template = "admin/products/_category_form.html" if is_htmx() else "admin/products/category_edit.html"
         return render_template(template, category=category, count=count, form=form), 422
-    log_changes(session, catalog.rename_category(session, category, form.name.data))
+    log_changes(session, editing.rename_category(session, category, form.name.data))
     session.commit()
     if is_htmx():
         return render_template("admin/products/_category_row.html", category=category, count=count)

@@ -6,14 +6,13 @@ from decimal import Decimal, InvalidOperation
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from wtforms import DateTimeLocalField, IntegerField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from storefront.admin import ADMIN_LINKS, admin_only, bp
 from storefront.audit import services as audit
-from storefront.catalog.models import Sale, SaleItem, Variant
+from storefront.catalog import sales
+from storefront.catalog.models import Variant
 from storefront.db import get_session
 from storefront.extensions import client_ip
 
@@ -56,9 +55,7 @@ def parse_items(text: str, session) -> tuple[list[tuple[Variant, Decimal]], list
             errors.append(f"Line {number}: the price must be between 0 and 100000 with at most 2 decimals.")
             continue
         wanted.append((number, sku.strip(), price))
-    variants = {
-        v.sku: v for v in session.scalars(select(Variant).where(Variant.sku.in_([s for _, s, _ in wanted])))
-    }
+    variants = sales.variants_by_sku(session, [s for _, s, _ in wanted])
     items, seen = [], set()
     for number, sku, price in wanted:
         variant = variants.get(sku)
@@ -80,10 +77,8 @@ def _utc(value: datetime) -> datetime:
 @admin_only
 def sale_list():
     """Sales that are running, coming up and over."""
-    sales = get_session().scalars(
-        select(Sale).options(selectinload(Sale.items)).order_by(Sale.starts_at.desc())
-    )
-    return render_template("admin/sales/list.html", sales=list(sales), now=datetime.now(UTC))
+    every = sales.every_sale(get_session())
+    return render_template("admin/sales/list.html", sales=every, now=datetime.now(UTC))
 
 
 @bp.get("/sales/new")
@@ -106,15 +101,14 @@ def sale_create():
         if form.validate() and not item_errors and not items:
             item_errors = ["List at least one variant."]
         return render_template("admin/sales/form.html", form=form, item_errors=item_errors), 422
-    sale = Sale(
-        name=form.name.data.strip(),
-        starts_at=_utc(form.starts_at.data),
-        ends_at=_utc(form.ends_at.data),
-        per_customer_limit=form.per_customer_limit.data,
+    sale = sales.schedule(
+        session,
+        form.name.data.strip(),
+        _utc(form.starts_at.data),
+        _utc(form.ends_at.data),
+        form.per_customer_limit.data,
+        items,
     )
-    sale.items = [SaleItem(variant_id=variant.id, sale_price=price) for variant, price in items]
-    session.add(sale)
-    session.flush()
     audit.record(
         session,
         current_user,
@@ -140,7 +134,7 @@ def sale_create():
 def sale_end(sale_id: int):
     """End a running or upcoming sale now."""
     session = get_session()
-    sale = session.get(Sale, sale_id)
+    sale = sales.get(session, sale_id)
     if sale is None:
         abort(404)
     now = datetime.now(UTC)
@@ -148,11 +142,9 @@ def sale_end(sale_id: int):
         flash("That sale is already over.", "warning")
         return redirect(url_for(".sale_list"), 303)
     before = {"starts_at": sale.starts_at, "ends_at": sale.ends_at}
-    if sale.starts_at > now:
-        session.delete(sale)  # never started: nothing to keep
+    if sales.end(session, sale, now):
         audit.record(session, current_user, "sale.delete", "sale", sale_id, before=before, ip=client_ip())
     else:
-        sale.ends_at = now
         audit.record(
             session,
             current_user,

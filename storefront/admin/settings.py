@@ -7,13 +7,13 @@ from decimal import Decimal
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, select
 from wtforms import Form, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from storefront.admin import ADMIN_LINKS, admin_only, bp
-from storefront.admin.products import CountField, MoneyField
+from storefront.admin.fields import CountField, MoneyField, strip
 from storefront.audit import services as audit
+from storefront.checkout import settings as shop
 from storefront.checkout.models import ShippingMethod, TaxRate
 from storefront.db import get_session
 from storefront.extensions import client_ip
@@ -24,10 +24,6 @@ ADMIN_LINKS.append(("admin.settings_page", "Settings"))
 MAX_POSITION = 1000
 PERCENT = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,2})?")
 COUNTRY = re.compile(r"[A-Z]{2}")
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def _upper(value):
@@ -91,9 +87,9 @@ class PercentField(StringField):
 
 
 class ShippingForm(Form):
-    name = StringField("Name", filters=[_strip], validators=[DataRequired(), Length(max=80)])
+    name = StringField("Name", filters=[strip], validators=[DataRequired(), Length(max=80)])
     description = StringField(
-        "Description", filters=[_strip], validators=[Optional(), Length(max=200)], default=""
+        "Description", filters=[strip], validators=[Optional(), Length(max=200)], default=""
     )
     price = MoneyField("Price ($)", render_kw={"inputmode": "decimal", "autocomplete": "off"})
     free_over = OptionalMoneyField(
@@ -140,22 +136,11 @@ class TaxForm(Form):
         ],
         default="",
     )
-    name = StringField("Name on the receipt", filters=[_strip], validators=[DataRequired(), Length(max=80)])
+    name = StringField("Name on the receipt", filters=[strip], validators=[DataRequired(), Length(max=80)])
     rate = PercentField("Rate (%)", render_kw={"inputmode": "decimal", "autocomplete": "off"})
 
 
 # --- reading and checking (the shop's settings live with checkout; these only serve this page) ----------
-
-
-def _shipping_methods(session) -> list[ShippingMethod]:
-    """Every shipping method, switched off ones too, in the order checkout lists them."""
-    return list(
-        session.scalars(select(ShippingMethod).order_by(ShippingMethod.position, ShippingMethod.price))
-    )
-
-
-def _tax_rates(session) -> list[TaxRate]:
-    return list(session.scalars(select(TaxRate).order_by(TaxRate.country, TaxRate.region)))
 
 
 def _shipping_values(method: ShippingMethod) -> dict:
@@ -183,15 +168,15 @@ def _tax_values(rate: TaxRate) -> dict:
 
 def _shipping_free(session, form: ShippingForm, method_id: int | None = None) -> bool:
     """Whether the typed code (when new) and name are unused by any other method; else a field error."""
-    others = (
-        select(ShippingMethod).where(ShippingMethod.id != method_id) if method_id else select(ShippingMethod)
+    code = getattr(form, "code", None)
+    code_taken, name_taken = shop.shipping_taken(
+        session, code.data if code is not None else None, form.name.data, method_id
     )
     free = True
-    code = getattr(form, "code", None)
-    if code is not None and session.scalar(others.where(ShippingMethod.code == code.data)) is not None:
+    if code_taken:
         code.errors.append(f"Another shipping method uses the code “{code.data}”.")
         free = False
-    if session.scalar(others.where(func.lower(ShippingMethod.name) == form.name.data.lower())) is not None:
+    if name_taken:
         form.name.errors.append(f"Another shipping method is called “{form.name.data}”.")
         free = False
     return free
@@ -199,12 +184,7 @@ def _shipping_free(session, form: ShippingForm, method_id: int | None = None) ->
 
 def _tax_free(session, form: TaxForm, rate_id: int | None = None) -> bool:
     """Whether no other rate covers the same country and region (checkout applies one per place)."""
-    stmt = select(TaxRate).where(
-        TaxRate.country == form.country.data, TaxRate.region == (form.region.data or "")
-    )
-    if rate_id:
-        stmt = stmt.where(TaxRate.id != rate_id)
-    other = session.scalar(stmt)
+    other = shop.tax_rate_for_place(session, form.country.data, form.region.data or "", rate_id)
     if other is None:
         return True
     where = form.country.data + (f" / {form.region.data}" if form.region.data else " (the whole country)")
@@ -214,14 +194,14 @@ def _tax_free(session, form: TaxForm, rate_id: int | None = None) -> bool:
 
 
 def _shipping_or_404(session, method_id: int) -> ShippingMethod:
-    method = session.get(ShippingMethod, method_id)
+    method = shop.shipping_method(session, method_id)
     if method is None:
         abort(404)
     return method
 
 
 def _tax_or_404(session, rate_id: int) -> TaxRate:
-    rate = session.get(TaxRate, rate_id)
+    rate = shop.tax_rate(session, rate_id)
     if rate is None:
         abort(404)
     return rate
@@ -242,7 +222,9 @@ def settings_page():
     """Shipping methods and tax rates, those switched off too, with their edit and on/off buttons."""
     session = get_session()
     return render_template(
-        "admin/settings/list.html", methods=_shipping_methods(session), rates=_tax_rates(session)
+        "admin/settings/list.html",
+        methods=shop.all_shipping_methods(session),
+        rates=shop.all_tax_rates(session),
     )
 
 
@@ -256,8 +238,8 @@ def _switch(thing, entity: str, active: bool, row_template: str, label: str):
         session.rollback()
         return render_template(
             "admin/settings/list.html",
-            methods=_shipping_methods(session),
-            rates=_tax_rates(session),
+            methods=shop.all_shipping_methods(session),
+            rates=shop.all_tax_rates(session),
             message=message,
             error=True,
         ), 409
@@ -290,7 +272,8 @@ def shipping_create():
     form = NewShippingForm(request.form)
     if not (form.validate() and _shipping_free(session, form)):
         return render_template("admin/settings/shipping_form.html", form=form, method=None), 422
-    method = ShippingMethod(
+    method = shop.add_shipping_method(
+        session,
         code=form.code.data,
         name=form.name.data,
         description=form.description.data or "",
@@ -298,10 +281,7 @@ def shipping_create():
         free_over=form.free_over.data,
         countries=form.countries.data,
         position=form.position.data,
-        is_active=True,
     )
-    session.add(method)
-    session.flush()
     _audit(session, "shipping.create", "shipping_method", method.id, {}, _shipping_values(method))
     session.commit()
     flash(f"Added the shipping method {method.name}.", "success")
@@ -386,15 +366,13 @@ def tax_create():
     form = TaxForm(request.form)
     if not (form.validate() and _tax_free(session, form)):
         return render_template("admin/settings/tax_form.html", form=form, rate=None), 422
-    rate = TaxRate(
+    rate = shop.add_tax_rate(
+        session,
         country=form.country.data,
         region=form.region.data or "",
         name=form.name.data,
         rate=form.rate.data / 100,
-        is_active=True,
     )
-    session.add(rate)
-    session.flush()
     _audit(session, "tax.create", "tax_rate", rate.id, {}, _tax_values(rate))
     session.commit()
     flash(f"Added the tax rate {rate.name}.", "success")

@@ -9,6 +9,7 @@ from wtforms.validators import DataRequired, Length
 
 from jobs import emails
 from storefront import queues
+from storefront.accounts import lookup
 from storefront.accounts import services as accounts
 from storefront.accounts.models import User
 from storefront.admin import ADMIN_LINKS, admin_only, bp
@@ -47,7 +48,7 @@ def _staff():
 
 def _member(user_id: int) -> User:
     """A staff or admin account; anyone else is not on this page."""
-    user = get_session().get(User, user_id)
+    user = lookup.get_user(get_session(), user_id)
     if user is None or not user.is_staff:
         abort(404)
     return user

@@ -6,8 +6,9 @@ from wtforms import Form, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from storefront.admin import ADMIN_LINKS, bp
-from storefront.admin.products import CountField, log_changes
-from storefront.catalog import services as catalog
+from storefront.admin.fields import CountField
+from storefront.admin.products import log_changes
+from storefront.catalog import editing
 from storefront.db import get_session
 from storefront.htmx import is_htmx, render
 
@@ -18,14 +19,14 @@ MAX_PAGE = 10_000
 
 class ThresholdForm(Form):
     threshold = IntegerField(
-        "Available units at most", validators=[Optional(), NumberRange(min=0, max=catalog.MAX_STOCK)]
+        "Available units at most", validators=[Optional(), NumberRange(min=0, max=editing.MAX_STOCK)]
     )
     page = IntegerField("Page", default=1, validators=[Optional(), NumberRange(min=1, max=MAX_PAGE)])
 
 
 class AdjustForm(Form):
     reason = SelectField(
-        "Reason", choices=[SelectChoice(value, label) for value, label in catalog.STOCK_REASONS.items()]
+        "Reason", choices=[SelectChoice(value, label) for value, label in editing.STOCK_REASONS.items()]
     )
     quantity = CountField("Quantity", render_kw={"inputmode": "numeric", "autocomplete": "off"})
     note = StringField("Note", validators=[Optional(), Length(max=255)])
@@ -41,7 +42,7 @@ def low_stock():
     form = ThresholdForm(request.args, threshold=current_app.config["LOW_STOCK_THRESHOLD"])
     variants, has_next = [], False
     if form.validate():
-        variants, has_next = catalog.stock_report(
+        variants, has_next = editing.stock_report(
             get_session(), form.threshold.data or 0, form.page.data or 1
         )
     return render(
@@ -56,7 +57,7 @@ def low_stock():
 
 
 def _variant_or_404(session, variant_id: int):
-    variant = catalog.staff_variant(session, variant_id)
+    variant = editing.staff_variant(session, variant_id)
     if variant is None:
         abort(404)
     return variant
@@ -64,7 +65,7 @@ def _variant_or_404(session, variant_id: int):
 
 def _stock_page(session, variant, form: AdjustForm, status: int = 200, message: str = ""):
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
-    ledger, has_next = catalog.stock_ledger(session, variant.id, page)
+    ledger, has_next = editing.stock_ledger(session, variant.id, page)
     return render(
         "admin/stock/variant.html",
         "admin/stock/_panel.html",
@@ -74,7 +75,7 @@ def _stock_page(session, variant, form: AdjustForm, status: int = 200, message: 
         ledger=ledger,
         has_next=has_next,
         page=page,
-        reasons=catalog.STOCK_REASONS,
+        reasons=editing.STOCK_REASONS,
         message=message,
     )
 
@@ -94,10 +95,10 @@ def stock_adjust(variant_id: int):
     form = AdjustForm(request.form)
     if form.validate():
         try:
-            movement, change = catalog.adjust_stock(
+            movement, change = editing.adjust_stock(
                 session, variant, form.reason.data, form.quantity.data, form.note.data or "", current_user.id
             )
-        except catalog.StockRefused as refused:
+        except editing.StockRefused as refused:
             session.rollback()
             form.quantity.errors.append(str(refused))
         else:

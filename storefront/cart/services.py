@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Integer, Select, and_, bindparam, func, insert, select, update
+from sqlalchemy import Integer, Select, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
@@ -495,3 +495,10 @@ def _tighter(*limits: int | None) -> int | None:
 
 def _touch(cart: Cart) -> None:
     cart.updated_at = func.now()
+
+
+def purge_abandoned(session: Session, updated_before: datetime) -> int:
+    """Delete anonymous carts nobody touched since `updated_before`; how many went."""
+    return session.execute(
+        delete(Cart).where(Cart.user_id.is_(None), Cart.updated_at < updated_before)
+    ).rowcount

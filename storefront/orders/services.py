@@ -56,23 +56,20 @@ def add_event(session: Session, order: Order, kind: str, message: str = "", **da
 
 def move(session: Session, order: Order, to: str, message: str = "", **data) -> bool:
     """Move the order to a new status if nobody moved it first; refuse transitions the table forbids."""
-    if to not in TRANSITIONS[order.status]:
-        raise InvalidTransition(f"order {order.number} cannot go from {order.status} to {to}")
+    was = order.status  # read first: the ORM update below sets order.status to `to` in the session
+    if to not in TRANSITIONS[was]:
+        raise InvalidTransition(f"order {order.number} cannot go from {was} to {to}")
     values = {"status": to, "updated_at": func.now()}
     if to == "paid":
         values["paid_at"] = datetime.now(UTC)
     moved = session.execute(
-        update(Order).where(Order.id == order.id, Order.status == order.status).values(**values)
+        update(Order).where(Order.id == order.id, Order.status == was).values(**values)
     ).rowcount
     if not moved:
         session.refresh(order)
         return False
     add_event(
-        session,
-        order,
-        "status",
-        message or f"{LABELS[order.status]} → {LABELS[to]}",
-        **{"from": order.status, "to": to} | data,
+        session, order, "status", message or f"{LABELS[was]} → {LABELS[to]}", **{"from": was, "to": to} | data
     )
     session.refresh(order)
     return True
