@@ -65,8 +65,9 @@ cluster: venv nginx-deps cluster-deps
 cluster-env:
 	@$(BIN)/python -m tools.cluster env
 
+DRILL_TIMEOUT ?= 1800
 drill: venv nginx-deps cluster-deps
-	$(BIN)/python -m tools.drill
+	timeout $(DRILL_TIMEOUT) $(BIN)/python -m tools.drill
 
 migrate: venv
 	$(BIN)/alembic upgrade head
