@@ -1,5 +1,6 @@
 """Cross-cutting behaviour: error pages, security headers, media files, configuration."""
 
+import ast
 from types import SimpleNamespace
 
 import pytest
@@ -233,3 +234,19 @@ def test_one_trusted_proxy_takes_only_the_last_hop(database_url):
         "/ip", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.7"}, environ_base={"REMOTE_ADDR": "127.0.0.1"}
     )
     assert response.get_data(as_text=True) == "203.0.113.7"
+
+
+def test_every_view_that_declares_a_limit_checks_it():
+    """The limiter's auto_check is off, so a `@limiter.limit` without `@check_limits` above it limits nothing."""
+    from storefront import ROOT
+
+    unchecked = []
+    for path in (ROOT / "storefront").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            names = [ast.unparse(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list]
+            declares = any(name in ("limiter.limit", "limit") or name.endswith("_limit") for name in names)
+            if declares and "check_limits" not in names:
+                unchecked.append(f"{path.relative_to(ROOT)}:{node.name}")
+    assert unchecked == []

@@ -8,7 +8,7 @@ from jobs import notify as notify_jobs
 from storefront import queues
 from storefront.accounts import services as accounts
 from storefront.db import get_session
-from storefront.extensions import client_ip, limiter
+from storefront.extensions import check_limits, client_ip, limiter
 from storefront.htmx import is_htmx, render
 from storefront.notify import services as notify
 
@@ -23,6 +23,7 @@ class NotifyForm(Form):
 
 
 @bp.post("/notify")
+@check_limits
 @limiter.limit(
     lambda: current_app.config["NOTIFY_LIMIT"],
     key_func=client_ip,

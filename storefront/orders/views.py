@@ -21,7 +21,7 @@ from wtforms import HiddenField
 from jobs import payments as payment_jobs
 from storefront import queues
 from storefront.db import get_session
-from storefront.extensions import client_ip, limiter
+from storefront.extensions import check_limits, client_ip, limiter
 from storefront.htmx import is_htmx
 from storefront.orders import services as orders
 from storefront.payments import hosted
@@ -182,6 +182,7 @@ def _returned(number: str):
 
 
 @bp.get("/orders/<number>/hosted/return")
+@check_limits
 @limiter.limit("30/minute", key_func=client_ip, scope="hosted-return")
 def hosted_return(number: str):
     """Back from the hosted form: look the payment up on the gateway (once, however often this is visited)."""
@@ -193,6 +194,7 @@ def hosted_return(number: str):
 
 
 @bp.get("/orders/<number>/hosted/cancel")
+@check_limits
 @limiter.limit("30/minute", key_func=client_ip, scope="hosted-return")
 def hosted_cancel(number: str):
     """The shopper left the hosted form: what the gateway has now is final; the order page offers a retry."""
