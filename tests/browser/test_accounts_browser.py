@@ -35,7 +35,7 @@ def register(page: Page, email: str, password: str = PASSWORD) -> None:
 
 
 def sign_out(page: Page) -> None:
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.locator("#messages")).to_contain_text("You are signed out.")
     expect(page.get_by_role("link", name="Sign in")).to_be_visible()
 

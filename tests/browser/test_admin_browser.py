@@ -217,7 +217,7 @@ def test_an_admin_enrols_a_second_factor_then_signs_in_with_a_fresh_code(
     screenshot(page, "dashboard-1280")
 
     page.goto("/account")
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.locator("#messages")).to_contain_text("You are signed out.")
     page.goto("/admin/")
     expect(page).to_have_url(re.compile(r"/login"))
