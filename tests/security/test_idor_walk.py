@@ -118,7 +118,9 @@ def test_nobody_else_reads_or_changes_a_shoppers_things(app, session, victim, ac
 def test_the_owner_reaches_every_page_the_walk_tries(app, session, victim):
     """The control: the ids in the walk are real, so a refusal above is a refusal and not a typo."""
     for method, url in shopper_routes(app, victim["ids"]):
-        if method == "GET":
+        # The hosted payment form's return and cancel links also need the per-attempt signature that only the
+        # gateway's redirect carries: without it the owner gets the same 404 as anyone else.
+        if method == "GET" and "/hosted/" not in url:
             response = victim["client"].get(url)
             assert response.status_code in (200, 303), (url, response.status_code)
     assert SECRET in victim["client"].get(f"/orders/{victim['ids']['number']}").get_data(as_text=True)
