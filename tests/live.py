@@ -690,11 +690,13 @@ def luhn_ok(digits: str) -> bool:
 
 
 def find_card_numbers(text_: str) -> list[str]:
-    """Every 13 to 19 digit sequence (plain, or grouped with spaces or dashes) that passes the Luhn check."""
+    """Every 13 to 19 digit sequence (plain, or grouped with spaces or dashes) that passes the Luhn check and
+    starts as a payment card does (2 to 6: Mastercard, Amex, Diners, JCB, Visa, Discover, UnionPay), so a
+    PostgreSQL system identifier or a timestamp in nanoseconds is not taken for one."""
     found = []
     for match in CARD_CANDIDATE.finditer(text_):
         digits = re.sub(r"[ -]", "", match.group(0))
-        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+        if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits):
             found.append(match.group(0))
     return found
 

@@ -88,12 +88,16 @@ class Subscriber:
         self.pubsub.subscribe(live.CHANNEL)
         self.pubsub.get_message(timeout=1)  # the subscribe confirmation
 
-    def next(self, timeout: float = WAIT) -> dict | None:
+    def next(self, timeout: float = WAIT, product: int | None = None) -> dict | None:
+        """The next publication (about `product`, when named: pub/sub channels span every Redis database, so
+        another test worker's publications arrive here too)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             message = self.pubsub.get_message(timeout=0.2)
             if message:
-                return json.loads(message["data"])
+                data = json.loads(message["data"])
+                if product is None or data.get("product") == product:
+                    return data
         return None
 
     def close(self) -> None:
@@ -116,7 +120,7 @@ def test_a_stock_change_publishes_every_variant_of_its_product_and_no_personal_d
     try:
         with live_app.app_context():
             stock_changed.send(live_app, variant_ids=frozenset({small.id}))
-        message = subscriber.next()
+        message = subscriber.next(product=product.id)
     finally:
         subscriber.close()
     assert message is not None
@@ -146,7 +150,7 @@ def test_a_real_purchase_publishes_the_stock_it_left_after_the_commit(live_app, 
             | {"dataDescriptor": "COMMON.ACCEPT.INAPP.PAYMENT", "dataValue": "test-approve"},
         )
         assert placed.status_code == 303 and "/orders/" in placed.headers["Location"]
-        message = subscriber.next()
+        message = subscriber.next(product=product.id)
     finally:
         subscriber.close()
     assert message is not None and message["product"] == product.id
@@ -160,7 +164,7 @@ def test_nothing_is_published_while_the_live_stock_flag_is_off(live_app, live_se
     try:
         with live_app.app_context():
             assert live.publish_stock_change(variant_ids=frozenset({product.variants[0].id})) is None
-        assert subscriber.next(timeout=0.5) is None
+        assert subscriber.next(timeout=0.5, product=product.id) is None
     finally:
         subscriber.close()
 

@@ -528,7 +528,9 @@ def find_card_numbers(text_: str) -> list[str]:
         for start in range(len(groups)):
             for end in range(start + 1, len(groups) + 1):
                 digits = "".join(groups[start:end])
-                if 13 <= len(digits) <= 19 and _card_shaped(groups[start:end]) and luhn_ok(digits):
+                # A card number starts 2 to 6 (the card networks); a PostgreSQL system identifier may not.
+                card_like = digits[0] in "23456" and _card_shaped(groups[start:end])
+                if 13 <= len(digits) <= 19 and card_like and luhn_ok(digits):
                     found.append(" ".join(groups[start:end]))
     return found
 
@@ -541,6 +543,7 @@ def test_the_card_finder_finds_card_numbers_and_little_else():
     assert find_card_numbers(sample) == ["4111 1111 1111 1111", "5424000000000015", "3782 822463 10005"]
     assert find_card_numbers("4111 1111 1111 1112 and 411111111111 and 2026-11-28T14:54:26.123456Z") == []
     assert find_card_numbers("card=4111111111111111&x=1") == ["4111111111111111"]
+    assert find_card_numbers("database system identifier: 7716773798146743461") == []
 
 
 def database_texts(live_server) -> Iterator[tuple[str, str]]:
