@@ -8,8 +8,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from storefront import create_app
 from storefront.accounts.models import User
 from storefront.extensions import clock, limiter
+from storefront.payments.gateway import AuthorizeNetGateway
 from tests import services
 from tests.helpers import migrate, staff_login
+from tools import anet_loopback
 
 
 @pytest.fixture(scope="session")
@@ -122,3 +124,22 @@ def staff(client, session) -> User:
 def admin(client, session) -> User:
     """An admin signed in on `client` with both factors."""
     return staff_login(client, session, role="admin")
+
+
+@pytest.fixture(scope="session")
+def loopback():
+    """The loopback Authorize.Net (the official XSD checks every request), one per test process."""
+    server = anet_loopback.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gateway(loopback, monkeypatch):
+    """The real SDK, over real HTTP, to the loopback, reset for this test."""
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    loopback.reset()
+    return AuthorizeNetGateway(
+        anet_loopback.DEFAULT_LOGIN, anet_loopback.DEFAULT_KEY, loopback.endpoint, timeout=(2, 2)
+    )

@@ -26,13 +26,6 @@ from tools import anet_loopback
 LOGIN, KEY = anet_loopback.DEFAULT_LOGIN, anet_loopback.DEFAULT_KEY
 
 
-@pytest.fixture(scope="module")
-def loopback():
-    server = anet_loopback.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def anet_app(app, loopback, monkeypatch):
     """The session's app, paying through Authorize.Net (the loopback) for one test."""

@@ -22,13 +22,6 @@ APPROVED = {"cardNumber": "4111111111111111", "expirationDate": "12/35", "cardCo
 DECLINED = APPROVED | {"zip": "46282"}
 
 
-@pytest.fixture(scope="module")
-def loopback():
-    server = anet_loopback.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def anet(app, loopback, monkeypatch):
     """The session's app on Authorize.Net (over the loopback) for one test."""

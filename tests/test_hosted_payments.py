@@ -4,7 +4,6 @@ card under the order's invoice number and sends the shopper back to the shop's r
 
 from decimal import Decimal
 
-import pytest
 import requests
 
 from storefront.payments.gateway import AuthorizeNetGateway, HostedPageRequest, hosted_form_url
@@ -13,21 +12,6 @@ from tools import anet_loopback
 LOGIN, KEY = anet_loopback.DEFAULT_LOGIN, anet_loopback.DEFAULT_KEY
 RETURN = "http://127.0.0.1:5999/checkout/hosted/SF-H1/return"
 CANCEL = "http://127.0.0.1:5999/checkout/hosted/SF-H1/cancel"
-
-
-@pytest.fixture(scope="module")
-def loopback():
-    server = anet_loopback.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def gateway(loopback, monkeypatch):
-    monkeypatch.delenv("http_proxy", raising=False)
-    monkeypatch.delenv("https_proxy", raising=False)
-    loopback.reset()
-    return AuthorizeNetGateway(LOGIN, KEY, loopback.endpoint, timeout=(2, 2))
 
 
 def page_for(invoice="SF-H1", amount="42.50"):

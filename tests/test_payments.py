@@ -30,21 +30,6 @@ LOGIN, KEY = anet_loopback.DEFAULT_LOGIN, anet_loopback.DEFAULT_KEY
 NONCE = "COMMON.ACCEPT.INAPP.PAYMENT"
 
 
-@pytest.fixture(scope="module")
-def loopback():
-    server = anet_loopback.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def gateway(loopback, monkeypatch):
-    monkeypatch.delenv("http_proxy", raising=False)
-    monkeypatch.delenv("https_proxy", raising=False)
-    loopback.reset()
-    return AuthorizeNetGateway(LOGIN, KEY, loopback.endpoint, timeout=(2, 2))
-
-
 def charge(gateway, nonce="test-approve", invoice="SF-TEST000001", amount="19.99", **extra):
     return gateway.charge(
         amount=Decimal(amount),
