@@ -100,7 +100,7 @@ def _reconcile(attempt_id: int) -> str:
 def _collect_hosted(attempt_id: int) -> str:
     """A charge the shopper made on the Accept Hosted form: find it on the gateway's books by invoice number."""
     session = get_session()
-    attempt = session.get(PaymentAttempt, attempt_id)
+    attempt = payments.get_attempt(session, attempt_id)
     if attempt is None or not hosted.claim(session, attempt):
         session.commit()
         return "already handled"
