@@ -3,14 +3,14 @@
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from storefront import create_app
 from storefront.accounts.models import User
 from storefront.extensions import clock, limiter
 from storefront.payments.gateway import AuthorizeNetGateway
 from tests import services
-from tests.helpers import migrate, staff_login
+from tests.helpers import migrate, rolled_back, staff_login
 from tools import anet_loopback
 
 
@@ -50,26 +50,11 @@ def app(database_url, media_folder):
     )
 
 
-SESSIONMAKERS = ("db_sessionmaker", "db_autocommit_sessionmaker")
-
-
 @pytest.fixture
 def connection(app):
     """A connection in an open transaction that every session of the test joins, then rolled back."""
-    engine = app.extensions["db_engine"]
-    with engine.connect() as connection:
-        transaction = connection.begin()
-        originals = {name: app.extensions.pop(name, None) for name in SESSIONMAKERS}
-        # Commits inside the app release a savepoint; the outer transaction still rolls everything back.
-        # Statements the app would run outside a transaction (db.autocommit_session) run inside this one.
-        app.extensions["db_sessionmaker"] = sessionmaker(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-        )
-        try:
-            yield connection
-        finally:
-            app.extensions.update({name: made for name, made in originals.items() if made is not None})
-            transaction.rollback()
+    with rolled_back(app) as connection:
+        yield connection
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyotp
 from alembic.config import Config
 from sqlalchemy import create_engine, event
+from sqlalchemy.orm import sessionmaker
 
 from alembic import command
 from storefront import ROOT
@@ -131,3 +132,25 @@ def count_statements(connection):
         yield statements
     finally:
         event.remove(connection, "before_cursor_execute", record)
+
+
+SESSIONMAKERS = ("db_sessionmaker", "db_autocommit_sessionmaker")
+
+
+@contextmanager
+def rolled_back(app):
+    """A connection in an open transaction that every session of `app` joins, rolled back at the end."""
+    engine = app.extensions["db_engine"]
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        originals = {name: app.extensions.pop(name, None) for name in SESSIONMAKERS}
+        # Commits inside the app release a savepoint; the outer transaction still rolls everything back.
+        # Statements the app would run outside a transaction (db.autocommit_session) run inside this one.
+        app.extensions["db_sessionmaker"] = sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield connection
+        finally:
+            app.extensions.update({name: made for name, made in originals.items() if made is not None})
+            transaction.rollback()

@@ -20,7 +20,7 @@ from storefront.live import services as live
 from storefront.security import content_security_policy
 from tests import services
 from tests.factories import make_product
-from tests.helpers import ADDRESS, checkout_form, csrf_token
+from tests.helpers import ADDRESS, checkout_form, csrf_token, rolled_back
 from tools import procs
 
 WAIT = 10.0  # seconds any one expected event may take to arrive (a bound, not a measurement)
@@ -51,21 +51,8 @@ def live_app(database_url, media_folder, redis_url):
 @pytest.fixture
 def live_connection(live_app):
     """Every session of the test in one transaction, rolled back at the end."""
-    from sqlalchemy.orm import sessionmaker
-
-    engine = live_app.extensions["db_engine"]
-    names = ("db_sessionmaker", "db_autocommit_sessionmaker")
-    with engine.connect() as connection:
-        transaction = connection.begin()
-        originals = {name: live_app.extensions.pop(name, None) for name in names}
-        live_app.extensions["db_sessionmaker"] = sessionmaker(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-        )
-        try:
-            yield connection
-        finally:
-            live_app.extensions.update({name: made for name, made in originals.items() if made is not None})
-            transaction.rollback()
+    with rolled_back(live_app) as connection:
+        yield connection
 
 
 @pytest.fixture
